@@ -1,0 +1,1 @@
+"""Built-in calculators, one per module, grouped by domain. The registry imports them on first use."""

@@ -1,0 +1,182 @@
+"""The Python entry point: ``Graph`` (validated at construction) and the running ``GraphHandle``."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from .config import GraphConfig, load_graph, parse_graph
+from .errors import PipelineError
+from .packet import Packet
+from .runner import GraphRunner
+from .stats import GraphStats, collect_stats
+from .validate import GraphPlan, validate
+
+log = logging.getLogger("framegraph.graph")
+
+_END = object()
+
+
+class Graph:
+    """A validated graph, ready to run any number of times.
+
+        graph = Graph.from_yaml("graphs/face_detect.yaml", overrides=["source.source=clip.mp4"])
+        results = Graph.from_string(text).run(inputs={"in": [1, 2, 3]}, outputs=["out"])
+    """
+
+    def __init__(self, config: GraphConfig | str | Path, overrides: list[str] | None = None):
+        if isinstance(config, (str, Path)):
+            config = load_graph(config, overrides)
+        self.config: GraphConfig = config
+        self.plan: GraphPlan = validate(config)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Graph":
+        return cls(load_graph(path, overrides))
+
+    @classmethod
+    def from_string(cls, text: str, filename: str = "<graph>", base_dir: str | Path = ".",
+                    overrides: list[str] | None = None) -> "Graph":
+        return cls(parse_graph(text, filename, base_dir, overrides))
+
+    def start(self, outputs: Iterable[str] = (), side_inputs: Mapping[str, Any] | None = None,
+              trace: bool = False) -> "GraphHandle":
+        """Open every calculator and start the threads. Observe `outputs` with ``handle.outputs(name)``."""
+        return GraphHandle(self, list(outputs), dict(side_inputs or {}), trace)
+
+    def run(self, inputs: Mapping[str, Iterable[Any]] | None = None, outputs: Iterable[str] = (),
+            side_inputs: Mapping[str, Any] | None = None, timeout: float | None = None) -> dict[str, list[Packet]]:
+        """Feed each input from an iterable (payloads get timestamps 0, 1, 2, ...; `Packet`s keep theirs), run to
+        completion and return every packet of every named output."""
+        names = list(outputs)
+        collected: dict[str, list[Packet]] = {name: [] for name in names}
+        handle = GraphHandle(self, [], dict(side_inputs or {}), False, collect=collected)
+        inputs = dict(inputs or {})
+        for name in self.config.inputs:
+            if name not in inputs:
+                inputs[name] = ()
+        feeders = [threading.Thread(target=handle._feed, args=(name, items), daemon=True,
+                                    name=f"framegraph-feed-{name}") for name, items in inputs.items()]
+        for t in feeders:
+            t.start()
+        try:
+            if not handle.wait(timeout):
+                handle.cancel()
+                raise TimeoutError(f"graph did not finish within {timeout} s")
+        finally:
+            for t in feeders:
+                t.join(timeout=1.0)
+        self.last_stats = handle.stats
+        return collected
+
+
+class GraphHandle:
+    """A running graph: send packets, close inputs, iterate outputs, stop, wait."""
+
+    def __init__(self, graph: Graph, outputs: list[str], side_inputs: dict[str, Any], trace: bool,
+                 collect: dict[str, list[Packet]] | None = None):
+        self.graph = graph
+        self.trace_events: list | None = [] if trace else None
+        self.runner = GraphRunner(graph.plan, side_inputs, self.trace_events)
+        self._queues: dict[str, queue.Queue] = {}
+        self._next_ts: dict[str, int] = {}
+        self._feed_error: BaseException | None = None
+        unknown = [o for o in list(outputs) + list(collect or {}) if o not in self.runner.streams]
+        if unknown:
+            raise PipelineError(f"no stream named {', '.join(map(repr, unknown))} in the graph; "
+                                f"streams: {', '.join(self.runner.streams)}")
+        for name in outputs:
+            q = self._queues[name] = queue.Queue()
+            self.runner.observe(name, lambda p, q=q: q.put(_END if p is None else p))
+        for name, sink in (collect or {}).items():
+            self.runner.observe(name, lambda p, sink=sink: p is not None and sink.append(p))
+        self.runner.open()
+        self.runner.start()
+
+    # inputs
+    def send(self, name: str, payload: Any, timestamp: int | None = None) -> None:
+        """Send `payload` on graph input `name`; blocks while a lossless queue it feeds is full."""
+        if name not in self.runner.graph_inputs:
+            raise PipelineError(f"'{name}' is not a graph input; inputs: {', '.join(self.runner.graph_inputs) or '(none)'}")
+        if isinstance(payload, Packet) and timestamp is None:
+            payload, timestamp = payload.payload, payload.timestamp
+        if timestamp is None:
+            timestamp = self._next_ts.get(name, 0)
+        self._next_ts[name] = timestamp + 1
+        self.runner.send_input(name, payload, timestamp)
+
+    def close_input(self, name: str) -> None:
+        self.runner.close_input(name)
+
+    def close_inputs(self) -> None:
+        for name in self.runner.graph_inputs:
+            self.runner.close_input(name)
+
+    def _feed(self, name: str, items: Iterable[Any]) -> None:
+        try:
+            for item in items:
+                self.send(name, item)
+        except PipelineError:
+            return  # the graph stopped; its own error is what the caller sees
+        except BaseException as exc:
+            self.runner.cancel(PipelineError(f"graph input '{name}': the input iterable raised "
+                                             f"{type(exc).__name__}: {exc}"))
+            return
+        try:
+            self.close_input(name)
+        except PipelineError:
+            pass
+
+    # outputs
+    def outputs(self, name: str, timeout: float | None = None) -> Iterator[Packet]:
+        """Iterate the packets of an output named at start(), until the stream closes or the graph fails."""
+        q = self._queues[name]
+        while True:
+            try:
+                item = q.get(timeout=0.1 if timeout is None else timeout)
+            except queue.Empty:
+                if self.runner.done_event.is_set() and q.empty():
+                    if self.runner.error is not None:
+                        self.wait()
+                    return
+                if timeout is not None:
+                    raise TimeoutError(f"no packet on '{name}' within {timeout} s") from None
+                continue
+            if item is _END:
+                return
+            yield item
+
+    # control
+    def stop(self) -> None:
+        self.runner.request_stop()
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the graph finishes; raises the first error (a CalculatorError naming node and timestamp)."""
+        return self.runner.wait(timeout)
+
+    @property
+    def stats(self) -> GraphStats:
+        return collect_stats(self.runner)
+
+    @property
+    def done(self) -> bool:
+        return self.runner.done_event.is_set()
+
+    def __enter__(self) -> "GraphHandle":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.cancel()
+            try:
+                self.wait(10)
+            except Exception:  # the exception already propagating is the one that matters
+                pass
+        else:
+            self.close_inputs()
+            self.wait()

@@ -1,0 +1,32 @@
+"""Packets, timestamps and the end-of-stream marker."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+#: Timestamps are integer microseconds. A stream whose bound reaches DONE is closed.
+DONE = 2**62
+#: Largest timestamp a packet may carry.
+MAX_TIMESTAMP = DONE - 1
+
+
+class Packet(NamedTuple):
+    """A payload at an integer microsecond timestamp. Immutable and cheap (a tuple)."""
+
+    timestamp: int
+    payload: Any
+
+
+class Stop(Exception):
+    """Returned (the class or an instance) or raised by `process` to end a node's output streams.
+
+    Sources use it to say "no more packets". Any other node returning it stops consuming and
+    closes its outputs, which is how a sink can end a graph early.
+    """
+
+
+def is_stop(value: object) -> bool:
+    return value is Stop or isinstance(value, Stop)
+
+
+def seconds_to_timestamp(seconds: float) -> int:
+    return int(round(seconds * 1_000_000))

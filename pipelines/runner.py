@@ -1,0 +1,422 @@
+"""The scheduler: nodes on executor threads, bounded queues, bound propagation, errors and shutdown.
+
+One lock guards all scheduling state; calculators run outside it. A node is queued on its executor only
+when it has work and none of its lossless downstream queues is full, so a full queue throttles its
+producer (sources included) without ever blocking a pool thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from .errors import CalculatorError, GraphDeadlockError, PipelineError
+from .node import CLOSE, PROCESS, SOURCE, NodeRuntime
+from .packet import DONE, Packet, Stop, is_stop
+from .streams import Stream
+from .validate import GraphPlan
+
+log = logging.getLogger("framegraph.runner")
+
+
+class Executor:
+    def __init__(self, name: str, threads: int, lock: threading.Lock):
+        self.name = name
+        self.threads = threads
+        self.ready: deque[NodeRuntime] = deque()
+        self.cond = threading.Condition(lock)
+        self.workers: list[threading.Thread] = []
+
+
+class GraphRunner:
+    def __init__(self, plan: GraphPlan, side_inputs: dict[str, Any] | None = None, trace: list | None = None):
+        self.plan = plan
+        self.lock = threading.Lock()
+        self.space = threading.Condition(self.lock)  # graph-input senders wait here for queue space
+        self.done_event = threading.Event()
+        self.trace = trace
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.cancelled = False
+        self.terminate = False
+        self.started_at = 0.0
+        self.finished_at = 0.0
+        sides = dict(plan.config.side_inputs)
+        sides.update(side_inputs or {})
+        self.side_inputs = sides
+        self.nodes = [NodeRuntime(rn, self, sides) for rn in plan.nodes]
+        self.streams: dict[str, Stream] = {}
+        self.graph_inputs: dict[str, Stream] = {}
+        for name in plan.config.inputs:
+            self.graph_inputs[name] = self.streams[name] = Stream(name, "<graph input>")
+        for node in self.nodes:
+            for tag, index, stream in next(rn for rn in plan.nodes if rn.name == node.name).outputs:
+                s = self.streams[stream] = Stream(stream, node.name)
+                node.wire_output(tag, index, s)
+        self.producer_node: dict[str, NodeRuntime] = {s: n for n in self.nodes for s in (x.name for x in n.streams)}
+        for node in self.nodes:
+            for q in node.inputs:
+                self.streams[q.stream].consumers.append(q)
+        for node in self.nodes:
+            node.blocking_consumers = [q for s in node.streams for q in s.consumers if q.throttles]
+            node.producers = list({id(p): p for q in node.inputs
+                                   if (p := self.producer_node.get(q.stream)) is not None}.values())
+            node.fed_by_graph_input = any(q.stream in self.graph_inputs for q in node.inputs)
+        self.unfinished = len(self.nodes)
+        self.busy = 0  # nodes scheduled or running: when it drops to 0, look for the end or a deadlock
+        self.executors: dict[str, Executor] = {}
+        for name, ex in plan.config.executors.items():
+            self.executors[name] = Executor(name, ex.threads, self.lock)
+        for node in self.nodes:
+            name = node.config.executor
+            if name is None:
+                name = f"node:{node.name}"
+                self.executors[name] = Executor(name, 1, self.lock)
+            node.executor = self.executors[name]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        """Open every calculator in graph order; on failure close the ones already open and raise."""
+        for node in self.nodes:
+            node.ctx.timestamp = None
+            try:
+                node.calc.open(node.ctx)
+            except Exception as exc:
+                self._close_all_after_error()
+                raise self._wrap(node, "open", None, exc) from exc
+            node.opened = True
+
+    def start(self) -> None:
+        self.started_at = time.perf_counter()
+        for ex in self.executors.values():
+            if not any(n.executor is ex for n in self.nodes):
+                continue
+            for i in range(ex.threads):
+                t = threading.Thread(target=self._worker, args=(ex,), daemon=True,
+                                     name=f"framegraph-{ex.name}" + (f"-{i}" if ex.threads > 1 else ""))
+                ex.workers.append(t)
+                t.start()
+        with self.lock:
+            for node in self.nodes:
+                self._maybe_schedule(node)
+            self._check_finished()
+
+    def request_stop(self) -> None:
+        """Graceful stop: sources close, graph inputs close, packets in flight drain."""
+        with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            for stream in self.graph_inputs.values():
+                stream.raise_bound(DONE)
+                self._schedule_consumers(stream)
+            for node in self.nodes:
+                self._maybe_schedule(node)
+            self.space.notify_all()
+            self._check_finished()
+
+    def cancel(self, error: BaseException | None = None) -> None:
+        """Stop at once: no further process() calls; close() comes from wait()."""
+        with self.lock:
+            self._fail_locked(error)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the graph to finish; closes calculators after an error and re-raises it."""
+        finished = self.done_event.wait(timeout)
+        if not finished:
+            return False
+        self._shutdown_workers()
+        if self.cancelled:
+            self._close_all_after_error()
+        if self.error is not None:
+            raise self.error
+        return True
+
+    # ------------------------------------------------------------ graph inputs
+
+    def send_input(self, name: str, payload: Any, timestamp: int) -> None:
+        stream = self.graph_inputs[name]
+        with self.lock:
+            while True:
+                if self.error is not None or self.cancelled:
+                    raise PipelineError(f"graph input '{name}': the graph has stopped") from self.error
+                if stream.bound >= DONE:
+                    raise PipelineError(f"graph input '{name}' is closed")
+                if not any(q.throttles and q.full and not q.discarding for q in stream.consumers):
+                    break
+                self.space.wait(0.5)
+            stream.emit(Packet(timestamp, payload))
+            self._schedule_consumers(stream)
+
+    def close_input(self, name: str) -> None:
+        with self.lock:
+            stream = self.graph_inputs[name]
+            stream.raise_bound(DONE)
+            self._schedule_consumers(stream)
+            self._check_finished()
+
+    def observe(self, stream: str, callback: Callable[[Packet | None], Any]) -> None:
+        """Call `callback(packet)` for every packet on `stream` (under the scheduler lock: keep it quick), None at close."""
+        self.streams[stream].observers.append(callback)
+
+    # ------------------------------------------------------------ the worker
+
+    def _worker(self, ex: Executor) -> None:
+        lock = self.lock
+        lock.acquire()
+        try:
+            while True:
+                while not ex.ready and not self.terminate:
+                    ex.cond.wait()
+                if self.terminate:
+                    return
+                node = ex.ready.popleft()
+                node.scheduled = False
+                try:
+                    if not self.cancelled:
+                        self._run_once(node)
+                except BaseException as exc:  # a bug of ours or a calculator's: never lose it
+                    self._fail_locked(exc)
+                self.busy -= 1
+                if self.busy == 0:
+                    self._check_finished()
+        finally:
+            lock.release()
+
+    def _run_once(self, node: NodeRuntime) -> None:
+        """Called and returns with the lock held; releases it around the calculator call."""
+        kind = node.next_work(self.stopping)
+        if kind is None:
+            return
+        if kind != CLOSE and node.is_throttled():
+            node.throttled = True
+            return
+        ts, inputs = None, {}
+        if kind == PROCESS:
+            popped = node.pop_input_set()
+            if popped is None:
+                return
+            ts, inputs = popped
+            self._wake_producers(node)
+        node.running = True
+        self.lock.release()
+        try:
+            outputs, result = self._invoke(node, kind, ts, inputs)
+        finally:
+            self.lock.acquire()
+            node.running = False
+        if result is _FAILED:
+            return
+        self._deliver(node, kind, ts, outputs, result)
+
+    def _invoke(self, node: NodeRuntime, kind: str, ts: int | None, inputs: dict) -> tuple[list, Any]:
+        ctx = node.ctx
+        ctx.timestamp = ts
+        ctx._inputs = inputs
+        outputs = ctx._outputs = []
+        start = time.perf_counter()
+        method = "close" if kind == CLOSE else "process"
+        result = None
+        try:
+            if kind == CLOSE:
+                node.closed = True
+                node.calc.close(ctx)
+            else:
+                result = node.calc.process(ctx)
+        except Stop:
+            result = Stop
+        except Exception as exc:
+            if node.on_error == "skip" and kind == PROCESS:
+                node.stats.errors += 1
+                log.warning('node "%s" (%s): skipped the packet at %s: %s: %s', node.name, node.calculator_name,
+                            ts, type(exc).__name__, exc)
+                outputs.clear()
+            else:
+                with self.lock:
+                    self._fail_locked(self._wrap(node, method, ts, exc))
+                return outputs, _FAILED
+        end = time.perf_counter()
+        stats = node.stats
+        if kind != CLOSE:
+            if not stats.first_start:
+                stats.first_start = start
+            stats.last_end = end
+            stats.latencies.append(end - start)
+        if self.trace is not None:
+            self.trace.append((node.name, threading.get_ident(), start, end, ts, method))
+        return outputs, result
+
+    def _deliver(self, node: NodeRuntime, kind: str, ts: int | None, outputs: list, result: Any) -> None:
+        touched: list[Stream] = []  # streams that got packets: their consumers may now run
+        moved: list[Stream] = []  # streams whose bound alone moved: consumers may propagate it further
+        max_sent = -1
+        for tag, index, out_ts, value in outputs:
+            slots = node.outputs.get(tag)
+            if slots is None:
+                if tag not in node.cls.output_ports():
+                    raise self._wrap(node, "process", ts, KeyError(
+                        f"send() on unknown output port '{tag}'; valid: {', '.join(node.cls.output_ports())}"))
+                continue  # port declared but not connected in this graph
+            targets = slots if index == -1 else [slots[index]] if index < len(slots) else []
+            for stream in targets:
+                if stream is None:
+                    continue
+                if index == -1:
+                    if stream.raise_bound(out_ts):
+                        moved.append(stream)
+                    continue
+                try:
+                    stream.emit(Packet(out_ts, value))
+                except PipelineError as exc:
+                    raise self._wrap(node, "process", ts, exc) from exc
+                node.stats.packets_out += 1
+                max_sent = max(max_sent, out_ts)
+                touched.append(stream)
+        if kind == CLOSE:
+            node.finished = True
+            self.unfinished -= 1
+            for stream in node.streams:
+                stream.raise_bound(DONE)
+                moved.append(stream)
+            for q in node.inputs:  # nothing will read these any more: never hold a producer back
+                q.discarding = True
+                q.items.clear()
+            self._wake_producers(node)
+        elif is_stop(result):
+            node.stop_requested = True
+        elif kind == SOURCE:
+            if max_sent >= 0:
+                for stream in node.streams:
+                    if stream.raise_bound(max_sent + 1):
+                        moved.append(stream)
+        elif node.propagate_bounds and ts is not None:
+            for stream in node.streams:
+                if stream.raise_bound(ts + 1):
+                    moved.append(stream)
+        if node.propagate_bounds and not node.finished:
+            self._propagate_idle_bound(node, moved)
+        for stream in touched:
+            for q in stream.consumers:
+                self._maybe_schedule(q.node)
+        for stream in moved:
+            self._schedule_consumers(stream)
+        self._maybe_schedule(node)
+
+    # ------------------------------------------------------------ scheduling (lock held)
+
+    def _propagate_idle_bound(self, node: NodeRuntime, touched: list[Stream]) -> None:
+        if node.running or node.is_source or not node.sync_inputs:
+            return
+        bound = node.idle_bound()
+        if bound >= DONE:
+            return  # closing is close()'s job, after the calculator had its say
+        for stream in node.streams:
+            if stream.raise_bound(bound):
+                touched.append(stream)
+
+    def _schedule_consumers(self, stream: Stream) -> None:
+        for q in stream.consumers:
+            consumer = q.node
+            if consumer.propagate_bounds and not consumer.running and not consumer.finished:
+                moved: list[Stream] = []
+                self._propagate_idle_bound(consumer, moved)
+                for s in dict.fromkeys(moved):
+                    self._schedule_consumers(s)
+            self._maybe_schedule(consumer)
+
+    def _maybe_schedule(self, node: NodeRuntime) -> None:
+        if node.running or node.scheduled or node.finished or self.cancelled:
+            return
+        kind = node.next_work(self.stopping)
+        if kind is None:
+            return
+        if kind != CLOSE and node.is_throttled():
+            node.throttled = True
+            return
+        node.throttled = False
+        node.scheduled = True
+        self.busy += 1
+        ex = node.executor
+        ex.ready.append(node)
+        ex.cond.notify()
+
+    def _wake_producers(self, node: NodeRuntime) -> None:
+        for producer in node.producers:
+            if producer.throttled:
+                self._maybe_schedule(producer)
+        if node.fed_by_graph_input:
+            self.space.notify_all()
+
+    def _check_finished(self) -> None:
+        if self.done_event.is_set():
+            return
+        if self.unfinished == 0:
+            self.finished_at = time.perf_counter()
+            self.done_event.set()
+            return
+        if self.busy or any(n.running or n.scheduled for n in self.nodes):
+            return
+        if any(s.bound < DONE for s in self.graph_inputs.values()):
+            return  # the caller may still send
+        stuck = [n for n in self.nodes if not n.finished]
+        full = [f"{q.node.name}.{q.tag} ('{q.stream}', {len(q.items)}/{q.maxsize})"
+                for n in self.nodes for q in n.inputs if q.throttles and q.full]
+        waiting = ", ".join(n.name for n in stuck[:5])
+        self._fail_locked(GraphDeadlockError(
+            f"graph deadlocked: nothing can run and nodes {waiting} are not finished; full queues: "
+            f"{', '.join(full) or 'none'}. Hint: raise the queue size of a join input or give it "
+            "overflow: drop_oldest"))
+
+    def _fail_locked(self, error: BaseException | None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self.finished_at = time.perf_counter()
+        self.space.notify_all()
+        self.done_event.set()
+
+    def _shutdown_workers(self) -> None:
+        with self.lock:
+            self.terminate = True
+            for ex in self.executors.values():
+                ex.cond.notify_all()
+        me = threading.current_thread()
+        for ex in self.executors.values():
+            for t in ex.workers:
+                if t is not me:
+                    t.join(timeout=5.0)
+
+    def _close_all_after_error(self) -> None:
+        """After an error: close() every opened calculator not yet closed, once no process() is running."""
+        deadline = time.monotonic() + 10.0
+        while any(n.running for n in self.nodes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for node in self.nodes:
+            if not node.opened or node.closed:
+                continue
+            if node.running:
+                log.error('node "%s" is still inside process(); not closing it', node.name)
+                continue
+            node.closed = True
+            node.ctx.timestamp = None
+            node.ctx._outputs = []
+            try:
+                node.calc.close(node.ctx)
+            except Exception as exc:  # the first error is the one to report; log the rest
+                log.error('node "%s" (%s) also failed in close(): %s', node.name, node.calculator_name, exc)
+
+    @staticmethod
+    def _wrap(node: NodeRuntime, method: str, ts: int | None, exc: BaseException) -> BaseException:
+        if isinstance(exc, CalculatorError):
+            return exc
+        err = CalculatorError(node.name, node.calculator_name, method, ts, exc)
+        err.__cause__ = exc
+        return err
+
+
+_FAILED = object()

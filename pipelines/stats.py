@@ -1,0 +1,83 @@
+"""Per-node run statistics (``--stats``) and Chrome/Perfetto trace events (``--trace``)."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodeStatsRow:
+    node: str
+    calculator: str
+    packets_in: int
+    packets_out: int
+    fps: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    max_queue: int
+    drops: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    rows: list[NodeStatsRow]
+    wall_seconds: float
+
+    def table(self) -> str:
+        head = ("node", "calculator", "in", "out", "fps", "p50 ms", "p99 ms", "max queue", "drops", "errors")
+        body = [(r.node, r.calculator, str(r.packets_in), str(r.packets_out), f"{r.fps:.1f}",
+                 f"{r.latency_p50_ms:.2f}", f"{r.latency_p99_ms:.2f}", str(r.max_queue), str(r.drops), str(r.errors))
+                for r in self.rows]
+        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                 for row in [head, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"wall time {self.wall_seconds:.2f} s")
+        return "\n".join(lines)
+
+    def row(self, node: str) -> NodeStatsRow:
+        return next(r for r in self.rows if r.node == node)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+def collect_stats(runner) -> GraphStats:
+    import time
+
+    end = runner.finished_at or time.perf_counter()
+    wall = max(1e-9, end - runner.started_at) if runner.started_at else 0.0
+    rows = []
+    for node in runner.nodes:
+        s = node.stats
+        lat = sorted(s.latencies)
+        count = s.packets_out if node.is_source else len(lat)
+        rows.append(NodeStatsRow(
+            node=node.name, calculator=node.calculator_name, packets_in=s.packets_in, packets_out=s.packets_out,
+            fps=count / wall if wall else 0.0,
+            latency_p50_ms=_percentile(lat, 0.5) * 1e3, latency_p99_ms=_percentile(lat, 0.99) * 1e3,
+            max_queue=max((q.max_depth for q in node.inputs), default=0),
+            drops=sum(q.drops for q in node.inputs), errors=s.errors))
+    return GraphStats(rows, wall)
+
+
+def write_trace(events: list, started_at: float, path: str | os.PathLike) -> None:
+    """Write Chrome trace-event JSON (open in chrome://tracing or ui.perfetto.dev): one slice per call."""
+    pid = os.getpid()
+    out = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": "framegraph"}}]
+    threads: dict[int, str] = {}
+    for node, tid, start, end, ts, method in events:
+        threads.setdefault(tid, node)
+        out.append({"name": node, "cat": method, "ph": "X", "pid": pid, "tid": tid,
+                    "ts": (start - started_at) * 1e6, "dur": (end - start) * 1e6,
+                    "args": {"timestamp": ts}})
+    for tid, node in threads.items():
+        out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": node}})
+    Path(path).write_text(json.dumps({"traceEvents": out, "displayTimeUnit": "ms"}))

