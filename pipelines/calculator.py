@@ -113,6 +113,11 @@ class CalculatorContext:
         tag = port if isinstance(port, str) else port.tag
         self._outputs.append((tag, -1, int(timestamp), None))
 
+    def report_problem(self, message: str) -> None:
+        """Record a problem that did not stop the graph (a truncated file decoded up to the damage): logged as a
+        warning now, listed at the end, and the CLI exits non-zero."""
+        self._node.runner.report_problem(f'node "{self.node_name}": {message}')
+
     def stop_graph(self) -> None:
         """Ask the graph to stop gracefully: sources stop, packets in flight drain, outputs finalize."""
         self._node.runner.request_stop()

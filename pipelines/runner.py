@@ -38,6 +38,7 @@ class GraphRunner:
         self.done_event = threading.Event()
         self.trace = trace
         self.error: BaseException | None = None
+        self.problems: list[str] = []  # reported by calculators; the run went on
         self.stopping = False
         self.cancelled = False
         self.terminate = False
@@ -117,6 +118,11 @@ class GraphRunner:
                 self._maybe_schedule(node)
             self.space.notify_all()
             self._check_finished()
+
+    def report_problem(self, message: str) -> None:
+        log.warning("%s", message)
+        with self.lock:
+            self.problems.append(message)
 
     def cancel(self, error: BaseException | None = None) -> None:
         """Stop at once: no further process() calls; close() comes from wait()."""
