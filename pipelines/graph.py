@@ -118,11 +118,14 @@ class GraphHandle:
         try:
             for item in items:
                 self.send(name, item)
-        except PipelineError:
-            return  # the graph stopped; its own error is what the caller sees
         except BaseException as exc:
-            self.runner.cancel(PipelineError(f"graph input '{name}': the input iterable raised "
-                                             f"{type(exc).__name__}: {exc}"))
+            if self.runner.cancelled:
+                return  # the graph stopped first; its own error is what the caller sees
+            if not isinstance(exc, PipelineError):
+                wrapped = PipelineError(f"graph input '{name}': the input iterable raised {type(exc).__name__}: {exc}")
+                wrapped.__cause__ = exc
+                exc = wrapped
+            self.runner.cancel(exc)
             return
         try:
             self.close_input(name)

@@ -86,7 +86,7 @@ def get_calculator(name: str) -> type:
 
 def unknown_calculator_message(name: str, extra_names: list[str] | None = None) -> str:
     names = known_names() + list(extra_names or [])
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
     msg = f"unknown calculator '{name}'."
     if close:
         msg += " Did you mean " + ", ".join(f"'{c}'" for c in close) + "?"
