@@ -1,0 +1,1 @@
+"""Image preprocessing calculators: frames to model input tensors."""

@@ -1,0 +1,1 @@
+"""Model inference: InferenceCalculator and the pluggable engines it runs on (see `engines`)."""
