@@ -176,7 +176,6 @@ def _apply_cli_flags(config, args) -> None:
         for node in nodes:
             node.options["engine"] = [args.engine]
             node.options["allow_fallback"] = False
-    _limit_flow_for_live_sources(config, args)
 
 
 def _display_available() -> tuple[bool, str]:
@@ -185,23 +184,6 @@ def _display_available() -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"display support is not installed ({exc})"
     return display_available()
-
-
-def _limit_flow_for_live_sources(config, args) -> None:
-    """Flow limiters drop frames to keep up with a camera; a file must lose nothing, so they pass all."""
-    limiters = [n for n in config.nodes if n.calculator == "FlowLimiterCalculator" and n.enabled]
-    if not limiters or "source" not in config.cli:
-        return
-    try:
-        from calculators.io.video_source import is_live_source
-    except ImportError:
-        return
-    node_name, _, key = config.cli["source"][0].partition(".")
-    source = str(config.node(node_name).options.get(key, ""))
-    if not is_live_source(source) and not args.realtime:
-        for node in limiters:
-            node.options.setdefault("max_in_flight", 1)
-            node.options["max_in_flight"] = 0
 
 
 def _run(graph, config, args) -> int:

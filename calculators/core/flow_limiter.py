@@ -11,7 +11,9 @@ class FlowLimiterCalculator(Calculator):
     (or holds up to `max_in_queue` of the newest). MediaPipe's FlowLimiterCalculator, for live sources: the
     graph works on the newest frame instead of falling further behind.
 
-    `max_in_flight: 0` passes every packet (used for files, which must lose nothing; queues throttle them).
+    Packets whose payload says it is not live (`payload.live is False`, as frames decoded from a file without
+    `realtime` are) always pass: a file must lose nothing, and the graph's bounded queues already pace it.
+    `max_in_flight: 0` passes every packet.
 
     Ports:
         IMAGE (Any), FINISHED (Any, back edge) -> IMAGE (Any), ALLOW (bool: was this input let through?)
@@ -56,8 +58,12 @@ class FlowLimiterCalculator(Calculator):
         if ctx.has(self.IN):
             ts = ctx.timestamp
             self._last_input = ts
-            if limit == 0 or self._in_flight < limit:
-                self._emit(ctx, ts, ctx.get(self.IN))
+            payload = ctx.get(self.IN)
+            if getattr(payload, "live", True) is False and not self._queue:
+                ctx.send(self.OUT, payload)
+                ctx.send(self.ALLOW, True)
+            elif limit == 0 or self._in_flight < limit:
+                self._emit(ctx, ts, payload)
             elif self.options.max_in_queue:
                 self._queue.append((ts, ctx.get(self.IN)))
                 while len(self._queue) > self.options.max_in_queue:

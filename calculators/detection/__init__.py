@@ -1,0 +1,1 @@
+"""Detection post-processing: SSD anchors, decoding raw detector tensors, non-max suppression, letterbox removal."""

@@ -19,7 +19,8 @@ class NonMaxSuppressionCalculator(Calculator):
     remaining detection, gathers every remaining one overlapping it by more than the threshold (itself
     included) and replaces its box and keypoints by their score-weighted average; the score and label stay
     the top one's. Overlap: INTERSECTION_OVER_UNION; JACCARD (intersection over the area of the rectangle
-    enclosing both); MODIFIED_JACCARD (intersection over the area of the higher-scored box).
+    enclosing both); MODIFIED_JACCARD (intersection over the second box's area, as in MediaPipe: the
+    candidate's in DEFAULT, the cluster's top box's in WEIGHTED).
 
     Several DETECTIONS streams are merged first (MediaPipe's num_detection_streams). `multiclass_nms` runs
     per label. Differences from MediaPipe: `max_num_detections` also limits WEIGHTED (MediaPipe ignores it

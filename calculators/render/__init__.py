@@ -1,0 +1,1 @@
+"""Rendering: detections to drawing instructions, and drawing them on frames."""

@@ -357,3 +357,15 @@ def test_stop_returned_by_a_sink_ends_the_graph():
 
 def test_timestamp_error_class():
     assert issubclass(TimestampError, ValueError) and Stop
+
+
+def test_flow_limiter_never_drops_packets_that_are_not_live():
+    class Item:
+        live = False
+
+    items = [Item() for _ in range(50)]
+    out = CalculatorRunner("""
+        calculator: FlowLimiterCalculator
+        options: {max_in_flight: 1}
+    """).run({"IMAGE": items})
+    assert len(out["IMAGE"]) == 50 and all(p.payload for p in out["ALLOW"])

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines import Calculator, Input, Output, register_calculator
+from pipelines.types import Frame, LetterboxPadding, Tensors
+
+_LAYOUTS = ("NHWC", "NCHW")
+_BORDERS = ("zero", "replicate")
+
+
+@register_calculator
+class ImageToTensorCalculator(Calculator):
+    """Turns a whole frame into a float32 model input, resampled as MediaPipe's CPU ImageToTensorCalculator
+    does: one bilinear warp of the frame's region of interest onto the output grid, then a linear map of
+    0..255 onto `float_range`.
+
+    With `keep_aspect_ratio` the region is the frame grown to the output's aspect ratio around its centre,
+    so the frame is scaled to fit, centred, and the rest is border: black pixels (`zero`, so the tensor holds
+    `float_range[0]` there) or the edge pixels repeated (`replicate`). LETTERBOX_PADDING says how much of
+    the output is border on each side, as fractions of the output size, for mapping detections back.
+
+    Ports:
+        IMAGE (Frame) -> TENSORS (Tensors: one float32 [1,H,W,3] or [1,3,H,W] array),
+        LETTERBOX_PADDING (LetterboxPadding)
+
+    Example node:
+        # BlazeFace short range takes the whole frame letterboxed into 128x128, RGB in [-1, 1].
+        - name: face_image_to_tensor
+          calculator: ImageToTensorCalculator
+          inputs: {IMAGE: throttled_input_video}
+          outputs: {TENSORS: input_tensors, LETTERBOX_PADDING: letterbox_padding}
+          options: {output_width: 128, output_height: 128, keep_aspect_ratio: true,
+                    float_range: [-1.0, 1.0], border: zero}
+    """
+
+    @dataclass(frozen=True)
+    class Options:
+        output_width: int = 128
+        output_height: int = 128
+        keep_aspect_ratio: bool = True  # False: stretch the frame over the whole output
+        float_range: tuple[float, float] = (-1.0, 1.0)  # pixel 0 -> min, 255 -> max
+        layout: str = "NHWC"  # or "NCHW"
+        border: str = "zero"  # or "replicate"
+
+        def __post_init__(self):
+            if self.output_width < 1 or self.output_height < 1:
+                raise ValueError(f"output_width and output_height must be >= 1, "
+                                 f"got {self.output_width}x{self.output_height}")
+            lo, hi = self.float_range
+            if not lo < hi:
+                raise ValueError(f"float_range must be [min, max] with min < max, got [{lo}, {hi}]")
+            if self.layout not in _LAYOUTS:
+                raise ValueError(f"layout must be one of {', '.join(_LAYOUTS)}, got {self.layout!r}")
+            if self.border not in _BORDERS:
+                raise ValueError(f"border must be one of {', '.join(_BORDERS)}, got {self.border!r}")
+
+    IMAGE = Input[Frame]("IMAGE")
+    TENSORS = Output[Tensors]("TENSORS")
+    LETTERBOX_PADDING = Output[LetterboxPadding]("LETTERBOX_PADDING")
+
+    def open(self, ctx):
+        import cv2
+
+        self._cv2 = cv2
+        self._border = cv2.BORDER_CONSTANT if self.options.border == "zero" else cv2.BORDER_REPLICATE
+        lo, hi = (np.float32(v) for v in self.options.float_range)
+        # float32 like MediaPipe's GetValueRangeTransformation, so the border lands on `lo` exactly.
+        self._scale = (hi - lo) / np.float32(255.0)
+        self._offset = lo
+        self._geometry: dict[tuple[int, int], tuple[np.ndarray, LetterboxPadding]] = {}
+
+    def process(self, ctx):
+        frame: Frame = ctx.get(self.IMAGE)
+        size = (frame.height, frame.width)
+        if size not in self._geometry:  # frames of one source share a size; a new size is rare
+            self._geometry[size] = self._warp_for(*size)
+        matrix, padding = self._geometry[size]
+        out_w, out_h = self.options.output_width, self.options.output_height
+        # uint8 in, uint8 out, then scaled: the same rounding as MediaPipe's OpenCV converter.
+        warped = self._cv2.warpPerspective(frame.image, matrix, (out_w, out_h), flags=self._cv2.INTER_LINEAR,
+                                           borderMode=self._border, borderValue=(0, 0, 0))
+        tensor = warped.astype(np.float32)
+        tensor *= self._scale
+        tensor += self._offset
+        if self.options.layout == "NCHW":
+            tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
+        ctx.send(self.TENSORS, Tensors((tensor[None],)))
+        ctx.send(self.LETTERBOX_PADDING, padding)
+
+    def _warp_for(self, height: int, width: int) -> tuple[np.ndarray, LetterboxPadding]:
+        """The frame-to-output projection and the padding, as MediaPipe's GetRoi + PadRoi compute them
+        (in float32) and its OpenCV converter turns them into a matrix (boxPoints -> getPerspectiveTransform)."""
+        cv2 = self._cv2
+        out_w, out_h = self.options.output_width, self.options.output_height
+        f32 = np.float32
+        roi_w, roi_h = f32(width), f32(height)
+        horizontal = vertical = f32(0.0)
+        if self.options.keep_aspect_ratio:
+            tensor_aspect = f32(out_h) / f32(out_w)
+            roi_aspect = roi_h / roi_w
+            if tensor_aspect > roi_aspect:
+                vertical = (f32(1.0) - roi_aspect / tensor_aspect) / f32(2.0)
+                roi_h = roi_w * tensor_aspect
+            else:
+                horizontal = (f32(1.0) - tensor_aspect / roi_aspect) / f32(2.0)
+                roi_w = roi_h / tensor_aspect
+        centre = (float(f32(0.5) * f32(width)), float(f32(0.5) * f32(height)))
+        # boxPoints order: bottom-left, top-left, top-right, bottom-right; mapped onto the output's corners
+        # (corners, not pixel centres: MediaPipe's convention, which differs from cv2.resize by half a pixel).
+        src = cv2.boxPoints((centre, (float(roi_w), float(roi_h)), 0.0))
+        dst = np.array([[0, out_h], [0, 0], [out_w, 0], [out_w, out_h]], np.float32)
+        matrix = cv2.getPerspectiveTransform(src, dst)
+        h, v = float(horizontal), float(vertical)
+        return matrix, LetterboxPadding(left=h, top=v, right=h, bottom=v)

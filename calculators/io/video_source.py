@@ -1,0 +1,276 @@
+"""VideoSourceCalculator: frames from a camera, a video file or URL, an image, or a folder/glob of images."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from pipelines import Calculator, Output, SourceOpenError, Stop, register_calculator
+from pipelines.types import Frame
+
+from ._live_capture import LatestFrameReader, Pacer, _reason, open_camera, open_stream
+
+log = logging.getLogger("framegraph.io.video_source")
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+_CAMERA = re.compile(r"^\d{1,2}$")
+
+
+def is_live_source(source: str) -> bool:
+    """True for a camera index ("0") or a network URL: sources that run at their own pace and drop frames."""
+    source = str(source).strip()
+    return bool(_CAMERA.match(source)) or ("://" in source and source.split("://", 1)[0].lower() in LIVE_SCHEMES)
+
+
+@register_calculator
+class VideoSourceCalculator(Calculator):
+    """Emits RGB frames from a camera, a video file or URL, an image, or a sorted folder/glob of images.
+
+    Timestamps are the stream's own presentation times in microseconds (made strictly increasing); cameras use
+    a monotonic clock from open, images `index * 1e6 / fps`. Live sources (camera, network URL) decode on a
+    background thread that keeps only the newest frame, so the graph never falls behind them. A damaged
+    file is decoded as far as it goes, then reported as a problem (the run completes, the CLI exits non-zero).
+
+    Ports:
+        (source, no inputs) -> IMAGE (Frame)
+
+    Example node:
+        # Decode the clip; --source on the command line replaces it.
+        - calculator: VideoSourceCalculator
+          name: source
+          outputs: {IMAGE: input_video}
+          options: {source: assets/media/astronaut_pan.mp4, realtime: false}
+    """
+
+    @dataclass(frozen=True)
+    class Options:
+        source: str  # "0".."9" camera; file or rtsp://, http(s):// URL; image; folder or glob of images
+        realtime: bool = False  # pace files and image folders at their frame rate, as a camera would
+        max_frames: int = 0  # 0: every frame
+        fps: float = 0.0  # frame rate where the source has none (image folders: 30; cameras: what they say)
+        width: int = 0  # camera capture size; 0: the camera's default
+        height: int = 0
+
+        def __post_init__(self):
+            if not str(self.source).strip():
+                raise ValueError("source must name a camera index, a file, a URL, a folder or a glob; got ''")
+            if self.max_frames < 0:
+                raise ValueError(f"max_frames must be >= 0 (0 means all), got {self.max_frames}")
+            if self.fps < 0:
+                raise ValueError(f"fps must be >= 0 (0 means the source's own), got {self.fps}")
+            if self.width < 0 or self.height < 0:
+                raise ValueError(f"width and height must be >= 0 (0 means the camera default), "
+                                 f"got {self.width}x{self.height}")
+
+    IMAGE = Output[Frame]("IMAGE")
+
+    # ------------------------------------------------------------------ open
+
+    def open(self, ctx):
+        opts = self.options
+        self._source = src = str(opts.source).strip()
+        self._count = 0  # frames emitted
+        self._last_ts = -1
+        self._warned_ts = False
+        self._pacer = Pacer(max_late_s=0.5) if opts.realtime else None
+        self._container = self._reader = None
+        self._fps, self._total, self._live = 0.0, 0, False
+        if _CAMERA.match(src):
+            self._open_live(*open_camera(int(src), opts.width, opts.height, opts.fps), stall_s=5.0)
+        elif is_live_source(src):
+            self._open_live(*open_stream(src), stall_s=10.0)
+        elif os.path.isdir(src) or (any(c in src for c in "*?[") and not os.path.exists(src)):
+            self._open_images(self._list_images(src))
+        elif not os.path.exists(src):
+            raise SourceOpenError(f"video source '{src}': file not found (looked in {os.path.abspath(src)})")
+        else:
+            import cv2
+
+            if cv2.haveImageReader(src):
+                self._open_images([src])
+            else:
+                self._open_file(src)
+
+    def _open_live(self, reader: LatestFrameReader, fps: float, stall_s: float) -> None:
+        self._reader, self._fps, self._live, self._stall_s = reader, fps or self.options.fps, True, stall_s
+        self._last_frame_at = time.monotonic() + 5.0  # grace for a camera warming up or a stream buffering
+        reader.start()
+
+    def _list_images(self, src: str) -> list[str]:
+        if os.path.isdir(src):
+            paths = [str(p) for p in Path(src).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            if not paths:
+                raise SourceOpenError(f"image source '{src}': no image files ({', '.join(IMAGE_SUFFIXES)}) "
+                                      f"in {os.path.abspath(src)}")
+        else:
+            paths = [p for p in glob.glob(src, recursive=True) if os.path.isfile(p)]
+            if not paths:
+                raise SourceOpenError(f"image source '{src}': no files match the pattern "
+                                      f"(looked in {os.path.abspath(os.path.dirname(src) or '.')})")
+        return sorted(paths)
+
+    def _open_images(self, paths: list[str]) -> None:
+        self._images = paths
+        self._fps = self.options.fps or 30.0
+        self._total = len(paths)
+
+    def _open_file(self, src: str) -> None:
+        import av
+
+        try:
+            container = av.open(src)
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceOpenError(f"video source '{src}': not a video or image file that can be read "
+                                  f"({_reason(exc)}); expected a video, an image, a folder of images, a camera "
+                                  "index or a URL") from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceOpenError(f"video source '{src}': the file has no video stream "
+                                  f"(streams: {', '.join(s.type for s in container.streams) or 'none'})")
+        self._container = container
+        stream = container.streams.video[0]
+        # Slice threading only (PyAV's default): frame threading hides a damaged packet's error and drops the
+        # frames still in flight, and "decode every frame that decodes" matters more than decode speed here.
+        stream.thread_type = "SLICE"
+        rate = stream.average_rate or stream.guessed_rate
+        self._fps = float(rate) if rate else self.options.fps
+        self._total = int(stream.frames or 0)
+        self._time_base = stream.time_base
+        self._ts_offset: int | None = None
+        self._errors: list = []  # (frame index, reason) per damaged packet
+        self._decoded_after_error = False
+        self._frames = self._decode(container, stream)
+
+    def _decode(self, container, stream):
+        """Yield every frame that decodes; a damaged packet is recorded and skipped, never fatal."""
+        import av
+
+        codec, packets = stream.codec_context, container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:  # the container itself is broken: flush what the decoder holds
+                self._errors.append((self._count, _reason(exc)))
+                packet = None
+            try:
+                frames = codec.decode(packet)
+                if self._errors and packet is not None and packet.size:
+                    self._decoded_after_error = True
+            except av.FFmpegError as exc:
+                self._errors.append((self._count, _reason(exc)))
+                frames = []
+            yield from frames
+            if packet is None:
+                return
+
+    # ------------------------------------------------------------------ process
+
+    def process(self, ctx):
+        if self.options.max_frames and self._count >= self.options.max_frames:
+            return Stop
+        if self._reader is not None:
+            return self._process_live(ctx)
+        if self._container is not None:
+            return self._process_file(ctx)
+        return self._process_image(ctx)
+
+    def _process_file(self, ctx):
+        frame = next(self._frames, None)
+        if frame is None:
+            self._report_damage(ctx)
+            return Stop
+        if frame.pts is not None:
+            ts = round(Fraction(frame.pts) * self._time_base * 1_000_000)
+            if self._ts_offset is None:
+                # Edit lists can start a stream before zero; graph timestamps cannot be negative.
+                self._ts_offset = max(0, -ts)
+            ts += self._ts_offset
+        else:
+            ts = self._last_ts + (round(1e6 / self._fps) if self._fps else 1)
+        if self._pacer is not None and not self._pacer.wait(ts, lambda: ctx.stopping):
+            return Stop
+        return self._emit(ctx, frame.to_ndarray(format="rgb24"), ts, self._count)
+
+    def _report_damage(self, ctx) -> None:
+        src, n = self._source, self._count
+        if self._errors and self._decoded_after_error:
+            at, why = self._errors[0]
+            ctx.report_problem(f"{src}: {len(self._errors)} damaged packet(s) could not be decoded, the first at "
+                               f"frame {at}: {why}; the other {n} frames were processed")
+        elif self._errors:
+            ctx.report_problem(f"{src}: decoding stopped at frame {n}: {self._errors[0][1]}; "
+                               "the frames before it were processed")
+        elif self._total and n < self._total:
+            ctx.report_problem(f"{src}: decoding stopped at frame {n}: the file ends early (its index lists "
+                               f"{self._total} frames); the frames before it were processed")
+
+    def _process_image(self, ctx):
+        import cv2
+
+        while self._count < len(self._images):
+            index = self._count
+            path = self._images[index]
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+            ts = round(index * 1e6 / self._fps)
+            if bgr is None:
+                # Keep the index and timestamp slots of the bad file: frame N is still file N.
+                ctx.report_problem(f"image source '{self._source}': '{path}' could not be decoded; skipped")
+                self._count += 1
+                continue
+            if self._pacer is not None and not self._pacer.wait(ts, lambda: ctx.stopping):
+                return Stop
+            return self._emit(ctx, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ts, index, source=path)
+        return Stop
+
+    def _process_live(self, ctx):
+        reader = self._reader
+        deadline = time.monotonic() + 0.5  # hand the thread back now and then; the runner calls again
+        while not ctx.stopping:
+            item = reader.take(timeout=0.05)
+            if item is not None:
+                self._last_frame_at = time.monotonic()
+                image, ts, index = item
+                return self._emit(ctx, image(), ts, index)
+            if reader.error is not None:
+                raise reader.error
+            if reader.ended:
+                return Stop
+            idle = time.monotonic() - self._last_frame_at
+            if idle > self._stall_s:
+                raise SourceOpenError(f"{reader.name}: no frame for {idle:.0f} s; unplugged, stopped, or taken "
+                                      "by another program?")
+            if time.monotonic() > deadline:
+                return None
+        return Stop
+
+    def _emit(self, ctx, image, ts: int, index: int, source: str | None = None):
+        if ts <= self._last_ts:
+            if not self._warned_ts:
+                self._warned_ts = True
+                ctx.logger.warning("%s: timestamp %d us at frame %d does not increase (previous %d); bumping it "
+                                   "to previous + 1 (warned once)", self._source, ts, index, self._last_ts)
+            ts = self._last_ts + 1
+        self._last_ts = ts
+        self._count += 1
+        frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=self._fps,
+                      total_frames=self._total)
+        ctx.send(self.IMAGE, frame, timestamp=ts)
+        return None
+
+    def close(self, ctx):
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._container is not None:
+            self._frames = iter(())
+            self._container.close()
+            self._container = None
+

@@ -1,0 +1,49 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+# tests/conftest.py puts tests/ first on sys.path, where tests/calculators/ (no __init__.py) would make
+# `import calculators` a namespace package under bare `pytest`, and the registry would find no built-ins.
+# With the repository root anywhere on sys.path the real (regular) package wins.
+_ROOT = str(Path(__file__).resolve().parents[3])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+
+def pytest_configure(config):
+    # Until pyproject.toml lists it beside onnxruntime/openvino/gpu.
+    config.addinivalue_line("markers", "gui: needs OpenCV with GUI support and a display")
+
+
+@pytest.fixture
+def run_graph():
+    """Run a YAML graph to completion: returns (packets on `output`, problems the calculators reported)."""
+    from pipelines import Graph
+
+    def run(text: str, output: str = "video", timeout: float = 60.0):
+        graph = Graph.from_string(text)
+        handle = graph.start(outputs=[output])
+        packets = list(handle.outputs(output))
+        assert handle.wait(timeout), f"graph did not finish within {timeout} s"
+        return packets, list(handle.runner.problems)
+
+    return run
+
+
+def source_graph(source, **options) -> str:
+    """A graph with one VideoSourceCalculator feeding stream `video`."""
+    opts = ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {str(v).lower()}"
+                     for k, v in {"source": str(source), **options}.items())
+    return f"""
+outputs: [video]
+nodes:
+  - calculator: VideoSourceCalculator
+    outputs: {{IMAGE: video}}
+    options: {{{opts}}}
+"""
+
+
+@pytest.fixture
+def source_yaml():
+    return source_graph
