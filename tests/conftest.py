@@ -1,9 +1,15 @@
 import sys
 from pathlib import Path
 
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
 # tests/media.py and friends are plain modules beside the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(TESTS))
+# tests/calculators/ (no __init__.py) must not shadow the real `calculators` package: with the repository
+# root on sys.path too, the regular package wins over the namespace one.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 # A real plugin distribution (dist-info with entry points) that the tests load like any installed plugin.
-PLUGINS = Path(__file__).resolve().parent / "plugins"
-sys.path.insert(0, str(PLUGINS))
+sys.path.insert(0, str(TESTS / "plugins"))

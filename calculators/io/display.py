@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from pipelines import Calculator, Input, PipelineError, Stop, register_calculator
 from pipelines.types import Frame
 
 _HINT = "install framegraph[gui] (opencv-python instead of opencv-python-headless) or pass --no-display"
+T = TypeVar("T")
 _MAX_WINDOW = (1280, 800)  # a 4K frame opens scaled down to fit a laptop screen; the window stays resizable
 
 
@@ -48,8 +52,9 @@ def _gui_backend(cv2) -> str:
 class DisplayCalculator(Calculator):
     """Shows every frame in a window. Pressing q or Esc, or closing the window, stops the graph gracefully.
 
-    The window is created on the node's own thread at the first frame (GUI toolkits want one thread); `open`
-    only checks that a window can exist, so a headless run fails before any frame is decoded.
+    Every OpenCV GUI call runs on one long-lived thread per process (see `on_gui_thread`), so any number of
+    graphs, one after another or after an error, can show windows. `open` only checks that a window can
+    exist (no window flashes), so a headless run fails before any frame is decoded.
 
     Ports:
         IMAGE (Frame) -> (sink, no outputs)
@@ -79,51 +84,78 @@ class DisplayCalculator(Calculator):
         self._window = False
 
     def process(self, ctx):
+        # The BGR copy is made here, off the GUI thread, which every display window in the process shares.
         import cv2
 
         frame: Frame = ctx.get(self.IMAGE)
-        title = self.options.title
-        if not self._window:
-            self._create_window(cv2, frame)
-        elif not self._window_open(cv2):
-            return self._stop(ctx, "the window was closed")
-        cv2.imshow(title, cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))  # a new array: the frame stays as is
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), ord("Q"), 27):
-            return self._stop(ctx, "q or Esc pressed")
-        return None
-
-    def _create_window(self, cv2, frame: Frame) -> None:
-        title = self.options.title
-        try:
-            # GUI_NORMAL: no Qt toolbar eating into the picture; NORMAL + KEEPRATIO: resizable, undistorted.
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        except cv2.error as exc:
-            raise DisplayUnavailableError(f"display: OpenCV could not open a window ({str(exc).strip()}); "
-                                          f"{_HINT}") from exc
-        scale = min(1.0, _MAX_WINDOW[0] / frame.width, _MAX_WINDOW[1] / frame.height)
-        cv2.resizeWindow(title, max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
-        self._window = True
-
-    def _window_open(self, cv2) -> bool:
-        try:
-            return cv2.getWindowProperty(self.options.title, cv2.WND_PROP_VISIBLE) >= 1
-        except cv2.error:  # Qt: the window the user closed is gone ("NULL guiReceiver"); GTK returns 0 or -1
-            return False
-
-    def _stop(self, ctx, why: str):
-        ctx.logger.info("display: %s; stopping the graph", why)
+        event = on_gui_thread(self._show, cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))  # the frame stays as is
+        if event is None:
+            return None
+        ctx.logger.info("display: %s; stopping the graph", event)
         ctx.stop_graph()
         # Stop consuming too: frames still in flight must not reopen the window the user just closed.
         return Stop
 
+    def _show(self, bgr) -> str | None:
+        """On the GUI thread: show one frame; returns why to stop, or None."""
+        import cv2
+
+        title = self.options.title
+        if not self._window:
+            try:
+                # GUI_NORMAL: no Qt toolbar eating into the picture; NORMAL + KEEPRATIO: resizable, undistorted.
+                cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+            except cv2.error as exc:
+                raise DisplayUnavailableError(f"display: OpenCV could not open a window ({str(exc).strip()}); "
+                                              f"{_HINT}") from exc
+            height, width = bgr.shape[:2]
+            scale = min(1.0, _MAX_WINDOW[0] / width, _MAX_WINDOW[1] / height)
+            cv2.resizeWindow(title, max(1, round(width * scale)), max(1, round(height * scale)))
+            self._window = True
+        elif not _window_visible(cv2, title):
+            return "the window was closed"
+        cv2.imshow(title, bgr)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), ord("Q"), 27):
+            return "q or Esc pressed"
+        return None
+
+    def _destroy(self) -> None:
+        import cv2
+
+        if self._window and _window_visible(cv2, self.options.title):
+            cv2.destroyWindow(self.options.title)
+            cv2.waitKey(1)  # let the toolkit process the destroy event
+        self._window = False
+
     def close(self, ctx):
         if getattr(self, "_window", False):
-            import cv2
-
             try:
-                cv2.destroyWindow(self.options.title)
-                cv2.waitKey(1)  # let the GUI toolkit process the destroy event
-            except cv2.error:
-                pass  # already gone with the user's close click
-            self._window = False
+                on_gui_thread(self._destroy, timeout=5.0)
+            except Exception as exc:  # a window that cannot be destroyed must not hide the run's real outcome
+                ctx.logger.warning("display: could not close the window: %s", exc)
+
+
+def _window_visible(cv2, title: str) -> bool:
+    try:
+        return cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1
+    except cv2.error:  # Qt: a window the user closed is gone ("NULL guiReceiver"); GTK returns 0 or -1 instead
+        return False
+
+
+_gui_pool: ThreadPoolExecutor | None = None
+_gui_lock = threading.Lock()
+
+
+def on_gui_thread(fn: Callable[..., T], *args, timeout: float = 30.0) -> T:
+    """Run `fn(*args)` on the process's one GUI thread and return its result.
+
+    OpenCV's Qt backend binds its objects to the first thread that uses it and marshals later calls to that
+    thread and waits. A graph's worker thread ends with the graph, so the next graph's window, or a close()
+    run from the caller's thread after an error, would wait on a dead thread forever. One long-lived thread
+    for every GUI call avoids that; a hung toolkit surfaces as a TimeoutError instead of a frozen graph.
+    """
+    global _gui_pool
+    with _gui_lock:
+        if _gui_pool is None:
+            _gui_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="framegraph-gui")
+    return _gui_pool.submit(fn, *args).result(timeout=timeout)

@@ -33,7 +33,7 @@ def _installed(module: str) -> bool:
     pytest.param(n, marks=[getattr(pytest.mark, n), pytest.mark.skipif(not _installed(m), reason=f"{n} not installed")])
     for n, (m, _, _) in BUILTIN.items()])
 def test_list_engines_reports_each_installed_engine_with_its_version(name):
-    module, dist, formats = BUILTIN[name]
+    _, dist, formats = BUILTIN[name]
     row = next(r for r in list_engines() if r["name"] == name)
     assert row["installed"] is True
     assert row["version"] == importlib.metadata.version(dist)

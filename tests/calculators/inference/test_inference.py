@@ -100,7 +100,7 @@ def test_every_engine_agrees_with_onnxruntime(engine, model, tensors, reference,
         assert [a.shape for a in got.arrays] == [(1, boxes, 16), (1, boxes, 1)]
         if engine != "litert":  # the .tflite files keep their own tensor names (Identity, ...)
             assert got.names == ("regressors", "classificators")
-        for g, w in zip(got.arrays, want.arrays):
+        for g, w in zip(got.arrays, want.arrays, strict=True):
             assert np.abs(g - w).max() < 1e-3
         assert np.abs(sigmoid(got[1]) - sigmoid(want[1])).max() < 1e-3
     assert sigmoid(outputs[0][1]).max() > 0.9  # the astronaut's face is found
@@ -232,12 +232,12 @@ def test_nchw_input_is_transposed_to_the_model_layout(engine, images, caplog):
     caplog.set_level(logging.INFO)
     got = run_tensors(inference(f"{{model: {files}, engine: [{engine}], input_shape: [1, 3, 128, 128]}}"), nchw)
     want = run_tensors(inference(f"{{model: {files}, engine: [{engine}]}}"), nhwc)
-    for g, w in zip(got, want):
-        for a, b in zip(g.arrays, w.arrays):
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g.arrays, w.arrays, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
     transposing = [r for r in caplog.records if "transposing" in r.getMessage()]
     assert len(transposing) == 1  # decided once, not per frame
-    for t, b in zip(nchw, before):
+    for t, b in zip(nchw, before, strict=True):
         np.testing.assert_array_equal(t[0], b)  # the input packets are left alone
 
 
