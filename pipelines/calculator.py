@@ -1,12 +1,14 @@
 """The calculator API: typed ports, a frozen Options dataclass, and the open/process/close lifecycle.
 
 Lifecycle, exactly:
-- ``open(ctx)`` once, before any packet, on the node's own thread. ``ctx.side_inputs`` is set.
+- ``open(ctx)`` once, before any packet and before any thread starts (nodes open in graph order, on the
+  caller's thread). ``ctx.side_inputs`` is set.
 - ``process(ctx)`` for every input set the node's input policy delivers (``sync``: all inputs of one
   settled timestamp together; ``immediate``: one packet at a time). A node with no inputs is a source:
   ``process`` is called repeatedly until it returns or raises ``Stop``.
-- ``close(ctx)`` once if ``open`` succeeded, after the last ``process``, on success, error or Ctrl-C.
-  Packets sent from ``close`` are delivered on success.
+- ``close(ctx)`` once if ``open`` succeeded, after the last ``process``, on success, error or Ctrl-C: on the
+  node's thread when its inputs end, on the caller's thread after an error. Packets sent from ``close`` are
+  delivered on success.
 A calculator instance is never called from two threads at once.
 """
 from __future__ import annotations

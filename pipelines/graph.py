@@ -64,11 +64,13 @@ class Graph:
         try:
             if not handle.wait(timeout):
                 handle.cancel()
+                handle.wait(10)
                 raise TimeoutError(f"graph did not finish within {timeout} s")
         finally:
             for t in feeders:
                 t.join(timeout=1.0)
-        self.last_stats = handle.stats
+            self.last_stats = handle.stats
+            self.last_problems = list(handle.runner.problems)
         return collected
 
 

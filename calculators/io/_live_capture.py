@@ -10,8 +10,8 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 from pipelines import PipelineError, SourceOpenError
 
@@ -124,7 +124,7 @@ def open_camera(index: int, width: int, height: int, fps: float) -> tuple[Latest
             ok, bgr = cap.read()
             if ok and bgr is not None:
                 ts = (time.monotonic_ns() - t0) // 1000
-                return (lambda: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), ts, next(counter)
+                return (lambda bgr=bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), ts, next(counter)
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > 2.0:
                 raise SourceOpenError(f"{name} stopped delivering frames (reads failed for 2 s): unplugged or "
@@ -143,7 +143,7 @@ def open_stream(url: str) -> tuple[LatestFrameReader, float]:
     try:
         container = av.open(url, options=options, timeout=(10.0, 10.0))
     except (av.FFmpegError, OSError) as exc:
-        raise SourceOpenError(f"video source '{url}': could not be opened ({_reason(exc)}); check the address "
+        raise SourceOpenError(f"video source '{url}': could not be opened ({ffmpeg_reason(exc)}); check the address "
                               "and that the stream is up") from exc
     if not container.streams.video:
         container.close()
@@ -155,25 +155,38 @@ def open_stream(url: str) -> tuple[LatestFrameReader, float]:
     # A live stream arrives at its own pace; a file served over HTTP would otherwise decode as fast as the
     # network allows and the reader would drop most of it. Jumps re-anchor rather than stall.
     pacer = Pacer(max_late_s=0.2, max_early_s=1.0)
+    step = round(1e6 / float(rate)) if rate else 1
+    offset, last = None, None
 
     def read(halted: threading.Event) -> Item | None:
+        nonlocal offset, last
         index = next(counter)
         try:
             frame = next(frames, None)
         except av.FFmpegError as exc:
-            raise SourceOpenError(f"{name}: the stream failed after frame {index}: {_reason(exc)}") from exc
+            raise SourceOpenError(f"{name}: the stream failed after frame {index}: {ffmpeg_reason(exc)}") from exc
         if frame is None:
             return None
         if frame.pts is not None:
             ts = round(Fraction(frame.pts) * time_base * 1_000_000)
         else:
             ts = (time.monotonic_ns() - t0) // 1000
+        # Live streams start anywhere, wrap (MPEG-TS after 26.5 h) and jump when a camera restarts: count
+        # from 0 and splice a jump (back, or more than 10 s on) onto the previous frame instead of stalling.
+        if offset is None:
+            offset = -ts
+        ts += offset
+        if last is not None and not last < ts <= last + 10_000_000:
+            offset += last + step - ts
+            ts = last + step
+        last = ts
         if not pacer.wait(ts, halted.is_set):
             return None
-        return (lambda: frame.to_ndarray(format="rgb24")), ts, index
+        return (lambda frame=frame: frame.to_ndarray(format="rgb24")), ts, index
 
     return LatestFrameReader(name, read, container.close), float(rate) if rate else 0.0
 
 
-def _reason(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
+    """An FFmpeg error's own words ("Invalid data found when processing input"), without the errno."""
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

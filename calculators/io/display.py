@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from pipelines import Calculator, Input, PipelineError, Stop, register_calculator
 from pipelines.types import Frame
@@ -33,10 +34,42 @@ def display_available() -> tuple[bool, str]:
     backend = _gui_backend(cv2)
     if backend == "NONE":
         return False, f"OpenCV has no GUI support here (opencv-python-headless); {_HINT}"
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False, ("there is no display (DISPLAY and WAYLAND_DISPLAY are unset); run on a desktop session, "
-                       "set DISPLAY, or pass --no-display")
+    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
+        display = os.environ.get("DISPLAY", "")
+        if not display:
+            return False, ("there is no display (DISPLAY and WAYLAND_DISPLAY are unset); run on a desktop "
+                           "session, set DISPLAY, or pass --no-display")
+        if not _x_server_reachable(display):
+            return False, (f"the X display {display!r} does not answer (a stale DISPLAY, or ssh without -X?); "
+                           "fix DISPLAY or pass --no-display")
     return True, backend or "unknown"
+
+
+def _x_server_reachable(display: str) -> bool:
+    """Can we connect to the X server named by DISPLAY? OpenCV's Qt backend aborts the whole process (no
+    exception) when it cannot, so this is checked before any window is made."""
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit() or host.startswith("/"):
+        return True  # a form we do not know: let the toolkit decide
+    if host not in ("", "unix"):
+        try:
+            socket.create_connection((host, 6000 + int(number)), timeout=1.0).close()
+            return True
+        except OSError:
+            return False
+    # Xorg listens on an abstract socket and a file; sandboxes (Flatpak, containers) may pass only one.
+    for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(1.0)
+            try:
+                sock.connect(address)
+                return True
+            except OSError:
+                pass
+    return False
 
 
 def _gui_backend(cv2) -> str:

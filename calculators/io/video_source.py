@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import re
 import time
@@ -13,9 +12,7 @@ from pathlib import Path
 from pipelines import Calculator, Output, SourceOpenError, Stop, register_calculator
 from pipelines.types import Frame
 
-from ._live_capture import LatestFrameReader, Pacer, _reason, open_camera, open_stream
-
-log = logging.getLogger("framegraph.io.video_source")
+from ._live_capture import LatestFrameReader, Pacer, ffmpeg_reason, open_camera, open_stream
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -32,8 +29,9 @@ def is_live_source(source: str) -> bool:
 class VideoSourceCalculator(Calculator):
     """Emits RGB frames from a camera, a video file or URL, an image, or a sorted folder/glob of images.
 
-    Timestamps are the stream's own presentation times in microseconds (made strictly increasing); cameras use
-    a monotonic clock from open, images `index * 1e6 / fps`. Live sources (camera, network URL) decode on a
+    Timestamps are integer microseconds, strictly increasing: a file's own presentation times (a repeat is bumped
+    by 1 us, with one warning); a network stream's, counted from 0; a camera's monotonic clock from open; an
+    image folder's `index * 1e6 / fps`. Live sources (camera, network URL) decode on a
     background thread that keeps only the newest frame, so the graph never falls behind them. A damaged
     file is decoded as far as it goes, then reported as a problem (the run completes, the CLI exits non-zero).
 
@@ -116,7 +114,7 @@ class VideoSourceCalculator(Calculator):
         return sorted(paths)
 
     def _open_images(self, paths: list[str]) -> None:
-        self._images = paths
+        self._images, self._next_image = paths, 0
         self._fps = self.options.fps or 30.0
         self._total = len(paths)
 
@@ -127,7 +125,7 @@ class VideoSourceCalculator(Calculator):
             container = av.open(src)
         except (av.FFmpegError, OSError) as exc:
             raise SourceOpenError(f"video source '{src}': not a video or image file that can be read "
-                                  f"({_reason(exc)}); expected a video, an image, a folder of images, a camera "
+                                  f"({ffmpeg_reason(exc)}); expected a video, an image, a folder of images, a camera "
                                   "index or a URL") from exc
         if not container.streams.video:
             container.close()
@@ -158,14 +156,14 @@ class VideoSourceCalculator(Calculator):
             except StopIteration:
                 return
             except av.FFmpegError as exc:  # the container itself is broken: flush what the decoder holds
-                self._errors.append((self._count, _reason(exc)))
+                self._errors.append((self._count, ffmpeg_reason(exc)))
                 packet = None
             try:
                 frames = codec.decode(packet)
                 if self._errors and packet is not None and packet.size:
                     self._decoded_after_error = True
             except av.FFmpegError as exc:
-                self._errors.append((self._count, _reason(exc)))
+                self._errors.append((self._count, ffmpeg_reason(exc)))
                 frames = []
             yield from frames
             if packet is None:
@@ -215,15 +213,15 @@ class VideoSourceCalculator(Calculator):
     def _process_image(self, ctx):
         import cv2
 
-        while self._count < len(self._images):
-            index = self._count
+        while self._next_image < len(self._images):
+            # Index and timestamp follow the file's place in the list, so frame N is file N even after a skip.
+            index = self._next_image
+            self._next_image += 1
             path = self._images[index]
             bgr = cv2.imread(path, cv2.IMREAD_COLOR)
             ts = round(index * 1e6 / self._fps)
             if bgr is None:
-                # Keep the index and timestamp slots of the bad file: frame N is still file N.
                 ctx.report_problem(f"image source '{self._source}': '{path}' could not be decoded; skipped")
-                self._count += 1
                 continue
             if self._pacer is not None and not self._pacer.wait(ts, lambda: ctx.stopping):
                 return Stop
@@ -263,7 +261,6 @@ class VideoSourceCalculator(Calculator):
         frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=self._fps,
                       total_frames=self._total)
         ctx.send(self.IMAGE, frame, timestamp=ts)
-        return None
 
     def close(self, ctx):
         if self._reader is not None:

@@ -1,19 +1,4 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-# tests/conftest.py puts tests/ first on sys.path, where tests/calculators/ (no __init__.py) would make
-# `import calculators` a namespace package under bare `pytest`, and the registry would find no built-ins.
-# With the repository root anywhere on sys.path the real (regular) package wins.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-
-
-def pytest_configure(config):
-    # Until pyproject.toml lists it beside onnxruntime/openvino/gpu.
-    config.addinivalue_line("markers", "gui: needs OpenCV with GUI support and a display")
 
 
 @pytest.fixture

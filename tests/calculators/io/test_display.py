@@ -8,7 +8,9 @@ import pytest
 
 from calculators.io.display import DisplayUnavailableError, display_available
 from media import astronaut_pan_clip, require
-from pipelines import CalculatorError, Graph
+from pipelines import CalculatorError, Graph, calculator
+from pipelines.registry import unregister_calculator
+from pipelines.types import Frame
 
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("av")
@@ -58,11 +60,11 @@ def test_window_shows_frames_and_q_stops_the_graph():
 
     def press_q():
         time.sleep(1.0)
-        found = subprocess.run(["xdotool", "search", "--name", TITLE], capture_output=True, text=True)
+        found = subprocess.run(["xdotool", "search", "--name", TITLE], check=False, capture_output=True, text=True)
         for window in found.stdout.split():
             # Focus, then a real (XTEST) key press: toolkits ignore keys sent to a window with XSendEvent.
-            subprocess.run(["xdotool", "windowfocus", "--sync", window], capture_output=True, timeout=5)
-            subprocess.run(["xdotool", "key", "q"], capture_output=True, timeout=5)
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], check=False, capture_output=True, timeout=5)
+            subprocess.run(["xdotool", "key", "q"], check=False, capture_output=True, timeout=5)
             pressed.set()
 
     start = time.monotonic()
@@ -73,3 +75,28 @@ def test_window_shows_frames_and_q_stops_the_graph():
     thread.join(5)
     assert pressed.is_set(), f"no window named {TITLE!r} was found"
     assert elapsed < 3.0, f"q did not stop the graph (ran {elapsed:.1f} s of the 3.6 s clip)"
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(not AVAILABLE, reason=f"no window possible: {WHY}")
+def test_windows_close_after_an_error_and_open_again():
+    # close() runs on the caller's thread after an error, and the next graph has new worker threads: neither may
+    # wait on a GUI thread that has gone (the Qt backend's failure mode).
+    clip = require(astronaut_pan_clip)
+
+    @calculator(name="FailAtFrame5", replace=True)
+    def fail_at_frame_5(IMAGE: Frame) -> None:
+        if IMAGE.index == 5:
+            raise RuntimeError("boom at frame 5")
+
+    failing = display_graph(clip) + """
+  - calculator: FailAtFrame5
+    inputs: {IMAGE: video}
+"""
+    try:
+        for _ in range(2):
+            with pytest.raises(CalculatorError, match="boom at frame 5"):
+                Graph.from_string(failing).run(timeout=30)
+    finally:
+        unregister_calculator("FailAtFrame5")
+    Graph.from_string(display_graph(clip, max_frames=5)).run(timeout=30)

@@ -1,9 +1,13 @@
 """VideoSourceCalculator on real media: files, images, folders, damaged files, an HTTP stream."""
 import functools
 import http.server
+import itertools
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +18,12 @@ from pipelines import CalculatorError, Graph, GraphValidationError, SourceOpenEr
 
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def increasing(values) -> bool:
+    return all(b > a for a, b in itertools.pairwise(values))
 
 
 def _open_error(source_yaml, source) -> SourceOpenError:
@@ -31,7 +41,7 @@ def test_sample_clip_frames_timestamps_and_metadata(run_graph, source_yaml):
     assert len(packets) == info["frames"] == 90
     assert problems == []
     stamps = [p.timestamp for p in packets]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert increasing(stamps)
     assert stamps[:3] == [0, 40_000, 80_000] and stamps[-1] == 89 * 40_000  # the file's pts, in microseconds
     frames = [p.payload for p in packets]
     assert [f.index for f in frames] == list(range(90))
@@ -69,7 +79,7 @@ def test_carphone_clip_ntsc_rate(run_graph, source_yaml):
     packets, problems = run_graph(source_yaml(clip))
     assert len(packets) == 120 and problems == []
     stamps = [p.timestamp for p in packets]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert increasing(stamps)
     assert stamps[1] == 33_367 and stamps[-1] == 3_970_633  # 1001/30000 s per frame, rounded to microseconds
     frame = packets[0].payload
     assert frame.fps == pytest.approx(30000 / 1001) and frame.total_frames == 120
@@ -158,10 +168,28 @@ def test_truncated_file_decodes_what_it_can_and_reports(run_graph, source_yaml, 
     packets, problems = run_graph(source_yaml(cut))
     assert 10 < len(packets) < 90
     stamps = [p.timestamp for p in packets]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert increasing(stamps)
     assert len(problems) == 1, problems
     assert f"decoding stopped at frame {len(packets)}" in problems[0] and str(cut) in problems[0]
     assert "the frames before it were processed" in problems[0]
+
+
+def test_repeated_timestamps_are_bumped_and_warned_once(run_graph, source_yaml, tmp_path, caplog):
+    path = tmp_path / "repeats.mkv"  # Matroska + FFV1 accept a repeated pts, as some broken muxers write them
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, pts in enumerate([0, 1, 1, 2, 2, 3]):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        out.mux(stream.encode(None))
+    packets, problems = run_graph(source_yaml(path))
+    assert [p.timestamp for p in packets] == [0, 40_000, 40_001, 80_000, 80_001, 120_000]
+    assert problems == []
+    warnings = [r for r in caplog.records if "does not increase" in r.getMessage()]
+    assert len(warnings) == 1 and "frame 2" in warnings[0].getMessage()
 
 
 def test_options_are_checked_at_load_time(source_yaml):
@@ -203,9 +231,9 @@ def test_http_stream_is_live_paced_and_ends(run_graph, source_yaml, http_clip):
     assert 60 <= len(packets) <= 90  # the newest frame wins; a fast graph sees nearly all of them
     frames = [p.payload for p in packets]
     assert all(f.live for f in frames) and frames[0].fps == 25.0
-    assert all(b.index > a.index for a, b in zip(frames, frames[1:]))
+    assert increasing([f.index for f in frames])
     stamps = [p.timestamp for p in packets]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert increasing(stamps)
     assert elapsed >= 3.0, "a network stream is decoded at its own rate, not as fast as possible"
 
 
@@ -219,3 +247,20 @@ def test_http_stream_stops_gracefully(http_clip, source_yaml):
             handle.stop()
     assert handle.wait(5)
     assert 5 <= len(got) < 20
+
+
+def test_io_modules_import_without_av_or_opencv():
+    # The registry imports every built-in module, also where the video extra is not installed.
+    code = """
+import sys
+sys.modules["av"] = sys.modules["cv2"] = None  # makes `import av` / `import cv2` fail
+from pipelines import get_calculator
+for name in ("VideoSourceCalculator", "VideoWriterCalculator", "DisplayCalculator", "DetectionsJsonlCalculator"):
+    get_calculator(name)
+from calculators.io.display import display_available
+ok, why = display_available()
+assert not ok and "OpenCV is not installed" in why, why
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
