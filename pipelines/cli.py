@@ -94,8 +94,11 @@ def _describe(exc: BaseException) -> str:
     from .errors import CalculatorError, PipelineError
 
     if isinstance(exc, CalculatorError) and isinstance(exc.original, PipelineError):
+        original = str(exc.original)
+        if original.startswith(f'node "{exc.node}"'):
+            return original  # it says where already
         at = f" at timestamp {exc.timestamp}" if exc.timestamp is not None else ""
-        return f'node "{exc.node}" ({exc.calculator}){at}: {exc.original}'
+        return f'node "{exc.node}" ({exc.calculator}){at}: {original}'
     return str(exc)
 
 

@@ -111,11 +111,20 @@ def _build(raw: Any, filename: str, base_dir: Path, overrides: list[str] | None)
     raw = interpolate_env(raw, filename)
     graph = GraphConfig(file=filename)
     _parse_graph_fields(raw, graph, filename)
+    _assign_default_names(graph)
+    # Overrides naming a node of this file go in before subgraphs expand, so `--set face_detection.engine=...`
+    # reaches a subgraph's own options; the rest name nodes inside subgraphs ("face_detection/inference").
+    top = {n.name for n in graph.nodes}
+    overrides = list(overrides or [])
+    apply_overrides(graph, [o for o in overrides if _override_node(o) in top])
     graph.nodes = _expand_subgraphs(graph, base_dir, stack=(str(Path(filename).resolve()),))
     _assign_default_names(graph)
-    if overrides:
-        apply_overrides(graph, overrides)
+    apply_overrides(graph, [o for o in overrides if _override_node(o) not in top])
     return graph
+
+
+def _override_node(text: str) -> str:
+    return text.partition("=")[0].rpartition(".")[0]
 
 
 def _parse_graph_fields(raw: LineDict, graph: GraphConfig, filename: str) -> None:

@@ -72,7 +72,7 @@ class VideoSourceCalculator(Calculator):
 
     def open(self, ctx):
         opts = self.options
-        self._source = src = str(opts.source).strip()
+        self._source = src = _bundled_if_missing(str(opts.source).strip())
         self._count = 0  # frames emitted
         self._last_ts = -1
         self._warned_ts = False
@@ -271,3 +271,11 @@ class VideoSourceCalculator(Calculator):
             self._container.close()
             self._container = None
 
+
+def _bundled_if_missing(src: str) -> str:
+    """A relative path missing here but present in the project (the graphs' default assets/media clip) is
+    taken from the project, so a shipped graph runs from any folder."""
+    if os.path.isabs(src) or os.path.exists(src) or "://" in src:
+        return src
+    bundled = Path(__file__).resolve().parents[2] / src
+    return str(bundled) if bundled.exists() else src
