@@ -28,6 +28,7 @@ class Executor:
         self.ready: deque[NodeRuntime] = deque()
         self.cond = threading.Condition(lock)
         self.workers: list[threading.Thread] = []
+        self.waiting = 0  # workers asleep on cond: nobody to notify when it is 0
 
 
 class GraphRunner:
@@ -176,7 +177,9 @@ class GraphRunner:
         try:
             while True:
                 while not ex.ready and not self.terminate:
+                    ex.waiting += 1
                     ex.cond.wait()
+                    ex.waiting -= 1
                 if self.terminate:
                     return
                 node = ex.ready.popleft()
@@ -259,29 +262,40 @@ class GraphRunner:
         touched: list[Stream] = []  # streams that got packets: their consumers may now run
         moved: list[Stream] = []  # streams whose bound alone moved: consumers may propagate it further
         max_sent = -1
+        node_outputs = node.outputs
         for tag, index, out_ts, value in outputs:
-            slots = node.outputs.get(tag)
+            slots = node_outputs.get(tag)
             if slots is None:
                 if tag not in node.cls.output_ports():
                     raise self._wrap(node, "process", ts, KeyError(
                         f"send() on unknown output port '{tag}'; valid: {', '.join(node.cls.output_ports())}"))
                 continue  # port declared but not connected in this graph
-            targets = slots if index == -1 else [slots[index]] if index < len(slots) else []
-            for stream in targets:
-                if stream is None:
-                    continue
-                if index == -1:
-                    if stream.raise_bound(out_ts):
+            if index == -1:
+                for stream in slots:
+                    if stream is not None and stream.raise_bound(out_ts):
                         moved.append(stream)
-                    continue
-                try:
-                    stream.emit(Packet(out_ts, value))
-                except PipelineError as exc:
-                    raise self._wrap(node, "process", ts, exc) from exc
-                node.stats.packets_out += 1
-                max_sent = max(max_sent, out_ts)
-                touched.append(stream)
-        if kind == CLOSE:
+                continue
+            stream = slots[index] if index < len(slots) else None
+            if stream is None:
+                continue
+            try:
+                stream.emit(Packet(out_ts, value))
+            except PipelineError as exc:
+                raise self._wrap(node, "process", ts, exc) from exc
+            if out_ts > max_sent:
+                max_sent = out_ts
+            touched.append(stream)
+        node.stats.packets_out += len(touched)
+        if kind == PROCESS and result is None:
+            if node.propagate_bounds:
+                # Past this timestamp, and up to the next one the inputs could still deliver.
+                idle = node.idle_bound()
+                bound = ts + 1 if idle >= DONE or idle <= ts else idle  # closing is close()'s job
+                for stream in node.streams:
+                    if stream.bound < bound:
+                        stream.raise_bound(bound)
+                        moved.append(stream)
+        elif kind == CLOSE:
             node.finished = True
             self.unfinished -= 1
             for stream in node.streams:
@@ -302,14 +316,14 @@ class GraphRunner:
             for stream in node.streams:
                 if stream.raise_bound(ts + 1):
                     moved.append(stream)
-        if node.propagate_bounds and not node.finished:
             self._propagate_idle_bound(node, moved)
+        schedule = self._maybe_schedule
         for stream in touched:
             for q in stream.consumers:
-                self._maybe_schedule(q.node)
+                schedule(q.node)
         for stream in moved:
             self._schedule_consumers(stream)
-        self._maybe_schedule(node)
+        schedule(node)
 
     # ------------------------------------------------------------ scheduling (lock held)
 
@@ -339,15 +353,18 @@ class GraphRunner:
         kind = node.next_work(self.stopping)
         if kind is None:
             return
-        if kind != CLOSE and node.is_throttled():
-            node.throttled = True
-            return
+        if kind != CLOSE:
+            for q in node.blocking_consumers:  # node.is_throttled(), inlined: this runs for every packet
+                if len(q.items) >= q.maxsize and not q.discarding:
+                    node.throttled = True
+                    return
         node.throttled = False
         node.scheduled = True
         self.busy += 1
         ex = node.executor
         ex.ready.append(node)
-        ex.cond.notify()
+        if ex.waiting:
+            ex.cond.notify()
 
     def _wake_producers(self, node: NodeRuntime) -> None:
         for producer in node.producers:

@@ -83,7 +83,13 @@ class Stream:
                 f"(next allowed: {self.bound}); timestamps must strictly increase on every stream")
         self.bound = ts + 1
         for q in self.consumers:
-            q.push(packet)
+            items = q.items
+            if len(items) < q.maxsize and not q.discarding:  # the common case, inlined: this is the hot path
+                items.append(packet)
+                if len(items) > q.max_depth:
+                    q.max_depth = len(items)
+            else:
+                q.push(packet)
             if q.bound <= ts:
                 q.bound = ts + 1
         for observe in self.observers:
