@@ -60,7 +60,9 @@ class AnnotationOverlayCalculator(Calculator):
         if self.options.show_fps and len(self._times) >= 2:
             elapsed = self._times[-1] - self._times[0]
             if elapsed > 0:
-                _label(image, f"FPS {(len(self._times) - 1) / elapsed:.1f}", (4, 4), (255, 255, 255), below=True)
+                # Bottom left: box labels sit above boxes, often at the top of the frame.
+                _label(image, f"FPS {(len(self._times) - 1) / elapsed:.1f}", (4, image.shape[0]), (255, 255, 255),
+                       below=False)
         ctx.send(self.OUT, dataclasses.replace(frame, image=image))
 
 
