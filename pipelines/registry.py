@@ -14,7 +14,7 @@ import pkgutil
 import threading
 from importlib import metadata
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Mapping
 
 from .errors import RegistryError
 
@@ -140,7 +140,3 @@ def _load_entry_point(name: str) -> None:
         raise RegistryError(f"calculator plugin '{name}' ({ep.value}) failed to import: {exc}") from exc
     if name not in _calculators:
         register_calculator(obj, name=name)
-
-
-def calculator_factory(name: str) -> Callable:
-    return get_calculator(name)

@@ -289,8 +289,15 @@ class GraphRunner:
         if kind == PROCESS and result is None:
             if node.propagate_bounds:
                 # Past this timestamp, and up to the next one the inputs could still deliver.
+                # Sync inputs are settled past ts, so `idle` > ts there; an immediate node may still get an
+                # earlier timestamp on another input, so its bound is what its inputs can still deliver.
                 idle = node.idle_bound()
-                bound = ts + 1 if idle >= DONE or idle <= ts else idle  # closing is close()'s job
+                if idle >= DONE:
+                    bound = ts + 1  # closing is close()'s job
+                elif node.policy == "immediate":
+                    bound = idle
+                else:
+                    bound = max(idle, ts + 1)
                 for stream in node.streams:
                     if stream.bound < bound:
                         stream.raise_bound(bound)

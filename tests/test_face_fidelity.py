@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 
 import media
+from metrics import iou
 from pipelines import Graph, load_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = {"short_range": ROOT / "graphs/face_detect.yaml", "full_range": ROOT / "graphs/face_detect_full_range.yaml"}
 ENGINES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
 MEDIA = {"carphone": media.carphone_clip, "astronaut": media.astronaut_image, "astronaut_pan": media.astronaut_pan_clip}
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def agreement(ours: list[dict], reference: list[dict]) -> tuple[float, float]:

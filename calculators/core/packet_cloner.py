@@ -20,8 +20,6 @@ class PacketClonerCalculator(Calculator):
     IN = Input[Any]("IN")
     TICK = Input[Any]("TICK")
     OUT = Output[Any]("OUT")
-    # IN and TICK arrive at different timestamps; each must be seen as soon as it comes.
-    input_policy = "immediate"
 
     def open(self, ctx):
         self._latest = None

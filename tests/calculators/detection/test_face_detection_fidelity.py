@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import media
+from metrics import iou
 from pipelines import Graph, registry
 from pipelines.types import Frame
 
@@ -37,14 +38,6 @@ def read_frames(path) -> list[np.ndarray]:
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     capture.release()
     return frames
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def detect(model: str, images: list[np.ndarray]) -> list:
