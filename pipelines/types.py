@@ -103,6 +103,42 @@ class Detections:
                           self.labels, self.track_ids, relative=False)
 
 
+@dataclass(frozen=True, eq=False)
+class Tracks:
+    """Every live track at one timestamp. `xyxy` is the measured box when `matched` (a detection was
+    assigned to the track at this timestamp), else the motion model's prediction. `lost_frames` counts the
+    detector runs since the last match; `trails` holds recent box centres, oldest first (relative)."""
+
+    track_ids: np.ndarray  # (N,) int64
+    xyxy: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32, the last matched detection's score
+    matched: np.ndarray  # (N,) bool
+    lost_frames: np.ndarray  # (N,) int32
+    confirmed: np.ndarray  # (N,) bool: seen often enough to be reported (min_hits)
+    labels: tuple[str, ...] = ()
+    trails: tuple[np.ndarray, ...] = ()  # N arrays of shape (K, 2)
+    relative: bool = True
+
+    def __post_init__(self):
+        n = len(self.track_ids)
+        for name, shape in (("xyxy", (n, 4)), ("scores", (n,)), ("matched", (n,)), ("lost_frames", (n,)),
+                            ("confirmed", (n,))):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"Tracks.{name}: expected shape {shape}, got {getattr(self, name).shape}")
+        if self.labels and len(self.labels) != n:
+            raise ValueError(f"Tracks.labels: expected {n} labels, got {len(self.labels)}")
+        if self.trails and len(self.trails) != n:
+            raise ValueError(f"Tracks.trails: expected {n} trails, got {len(self.trails)}")
+
+    @classmethod
+    def empty(cls) -> "Tracks":
+        return cls(np.zeros((0,), np.int64), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
+                   np.zeros((0,), bool), np.zeros((0,), np.int32), np.zeros((0,), bool))
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+
 @dataclass(frozen=True)
 class RenderData:
     """What to draw on a frame, in relative coordinates: boxes, points, and text lines."""
@@ -110,4 +146,5 @@ class RenderData:
     boxes: tuple[tuple[tuple[float, float, float, float], tuple[int, int, int], str], ...] = ()  # (xyxy, rgb, label)
     points: tuple[tuple[tuple[float, float], tuple[int, int, int]], ...] = ()  # ((x, y), rgb)
     texts: tuple[tuple[str, tuple[float, float], tuple[int, int, int]], ...] = ()  # (text, (x, y), rgb)
+    lines: tuple[tuple[tuple[tuple[float, float], ...], tuple[int, int, int]], ...] = ()  # (polyline, rgb)
     extra: dict[str, Any] = field(default_factory=dict)

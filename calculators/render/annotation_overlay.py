@@ -83,6 +83,10 @@ def draw(image: np.ndarray, data: RenderData) -> None:
         for (x, y), color in data.points:
             center = (int(round(x * w * (1 << _SHIFT))), int(round(y * h * (1 << _SHIFT))))
             cv2.circle(image, center, radius, _bgr_free(color), -1, cv2.LINE_AA, _SHIFT)
+    for polyline, color in data.lines:
+        if len(polyline) >= 2:
+            pts = np.rint(np.asarray(polyline, np.float64) * scale[:2]).astype(np.int32)
+            cv2.polylines(image, [pts], False, _bgr_free(color), max(1, thickness - 1), cv2.LINE_AA, _SHIFT)
     for text, (x, y), color in data.texts:
         _label(image, text, (int(round(x * w)), int(round(y * h))), color, below=True)
 

@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Detections, RenderData
 
+from .palette import track_color
+
 Color = tuple[int, int, int]
 
 
@@ -16,7 +18,7 @@ class DetectionsToRenderDataCalculator(Calculator):
     """Turns detections into drawing instructions (MediaPipe's DetectionsToRenderDataCalculator).
 
     Each detection becomes a box labelled "face 0.93" (label, then the score when `show_score`; "#7 face
-    0.93" when Detections.track_ids is set) and one point per keypoint. Coordinates stay relative; the
+    0.93" when Detections.track_ids is set, in the track's own colour) and one point per keypoint. Coordinates stay relative; the
     line thickness travels in `RenderData.extra["thickness"]`. An empty RenderData is sent for empty
     detections, so the overlay's join never waits.
 
@@ -36,6 +38,7 @@ class DetectionsToRenderDataCalculator(Calculator):
         keypoint_color: Color = (255, 0, 0)  # RGB of keypoints
         thickness: float = 2.0  # box line width in pixels; keypoint radius scales with it
         show_score: bool = True
+        color_by_track: bool = True  # tracked detections: one colour per track id (as its trail)
 
         def __post_init__(self):
             _check_color("color", self.color)
@@ -58,12 +61,15 @@ class DetectionsToRenderDataCalculator(Calculator):
         boxes = []
         for i, xyxy in enumerate(dets.xyxy.tolist()):
             parts = []
+            box_color = color
             if dets.track_ids is not None:
                 parts.append(f"#{int(dets.track_ids[i])}")
+                if o.color_by_track:
+                    box_color = track_color(int(dets.track_ids[i]))
             if dets.labels and dets.labels[i]:
                 parts.append(dets.labels[i])
             if o.show_score:
                 parts.append(f"{float(dets.scores[i]):.2f}")
-            boxes.append((tuple(xyxy), color, " ".join(parts)))
+            boxes.append((tuple(xyxy), box_color, " ".join(parts)))
         points = tuple(((x, y), kp_color) for x, y in dets.keypoints.reshape(-1, 2).tolist())
         return RenderData(boxes=tuple(boxes), points=points, extra={"thickness": float(o.thickness)})
