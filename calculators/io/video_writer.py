@@ -1,4 +1,5 @@
-"""VideoWriterCalculator: frames to an H.264 MP4 that plays even if the run is killed."""
+"""VideoWriterCalculator: frames to an H.264 MP4 that plays even if the run is killed, optionally with the
+audio of a media file copied in step."""
 from __future__ import annotations
 
 import logging
@@ -36,6 +37,12 @@ class VideoWriterCalculator(Calculator):
     frame. The file is created on the first frame (its size is known then); a run with no frames writes
     nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
 
+    With `audio_from`, every audio stream of that file is copied in: remuxed as is where the container takes
+    the codec, else re-encoded to AAC. Audio is written in step with the encoded video and ends where the video
+    ends, so a run stopped early (or killed: up to the last fragment) has its audio up to that point. The
+    audio keeps its place relative to that file's first video frame (A/V sync when it is the video's source).
+    A file without audio, or a camera, URL, image or folder, gives a video without audio (logged).
+
     Ports:
         IMAGE (Frame) -> (sink, no outputs)
 
@@ -44,7 +51,7 @@ class VideoWriterCalculator(Calculator):
         - calculator: VideoWriterCalculator
           name: writer
           inputs: {IMAGE: output_video}
-          options: {path: out/annotated.mp4, crf: 23}
+          options: {path: out/annotated.mp4, crf: 23, audio_from: clip.mp4}
     """
 
     @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class VideoWriterCalculator(Calculator):
         crf: int = 23  # quality: 0 lossless .. 51 worst; 18-28 is the useful range
         preset: str = "veryfast"  # x264/x265 speed preset
         fps: float = 0.0  # 0: the frames' own fps (Frame.fps), or 25 when they have none
+        audio_from: str = ""  # a media file whose audio streams are copied in ("" for none)
 
         def __post_init__(self):
             if not str(self.path).strip():
@@ -78,6 +86,7 @@ class VideoWriterCalculator(Calculator):
         if self._encoder not in av.codecs_available:
             raise VideoWriteError(f"video writer '{self._path}': encoder '{self._encoder}' (codec "
                                   f"'{self.options.codec}') is not in this PyAV/FFmpeg build; use codec: h264")
+        self._audio = _AudioCopier.open(self.options.audio_from, self._path) if self.options.audio_from else None
 
     def process(self, ctx):
         frame: Frame = ctx.get(self.IMAGE)
@@ -100,7 +109,15 @@ class VideoWriterCalculator(Calculator):
         out = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         out.pts = self._count  # constant frame rate: the time base is one frame
         self._count += 1
-        self._container.mux(self._stream.encode(out))
+        self._mux_video(self._stream.encode(out))
+
+    def _mux_video(self, packets) -> None:
+        self._container.mux(packets)
+        if self._audio is not None and packets:
+            # Audio follows the video the encoder has actually released (x264 holds back a few dozen frames),
+            # so the muxer's interleaving queue stays short and each fragment on disk has both.
+            last = max(p.pts for p in packets if p.pts is not None)
+            self._audio.write_until(self._container, float((last + 1) * self._stream.time_base))
 
     def _start(self, frame: Frame) -> None:
         import av
@@ -137,6 +154,8 @@ class VideoWriterCalculator(Calculator):
             cc.gop_size = max(1, round(2 * fps))  # a keyframe every 2 s: quick seeking, quick recovery from damage
             if self._encoder in ("libx264", "libx265"):
                 cc.options = {"crf": str(opts.crf), "preset": opts.preset}
+            if self._audio is not None:
+                self._audio.add_streams(container)
         except (ValueError, av.FFmpegError) as exc:
             container.close()
             raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{self._encoder}': "
@@ -146,12 +165,127 @@ class VideoWriterCalculator(Calculator):
                  self._encoder, opts.crf, opts.preset)
 
     def close(self, ctx):
-        container, self._container = self._container, None
-        if container is None:
+        audio, self._audio = self._audio, None
+        if self._container is None:
             log.info("%s: no frames arrived; no file written", self._path)
+            if audio is not None:
+                audio.close()
             return
         try:
-            container.mux(self._stream.encode(None))  # the frames still in the encoder's lookahead
+            self._mux_video(self._stream.encode(None))  # the frames still in the encoder's lookahead
+            if audio is not None:
+                audio.write_until(self._container, self._count * float(self._stream.time_base), final=True)
         finally:
+            if audio is not None:
+                audio.close()
+            container, self._container = self._container, None
             container.close()
-        log.info("wrote %s: %d frames", self._path, self._count)
+        log.info("wrote %s: %d frames%s", self._path, self._count, audio.summary() if audio else "")
+
+
+class _AudioCopier:
+    """The audio streams of one media file, copied into an output container as its video advances."""
+
+    def __init__(self, source: str, input_container, streams: list):
+        self.source, self._input, self._in_streams = source, input_container, streams
+        video = input_container.streams.video
+        # The output's time 0 is the first video frame; audio keeps its offset from it (A/V sync).
+        first = video[0].start_time if video else None
+        self._zero = float(first * video[0].time_base) if first is not None else 0.0
+        self._packets = input_container.demux(*streams)
+        self._pending = None  # the first packet not yet due
+        self._out: dict[int, tuple] = {}  # input stream index -> (output stream, encoder or None)
+        self._written = 0.0  # seconds of audio written (the end of the last packet)
+
+    @classmethod
+    def open(cls, source: str, out_path: Path) -> "_AudioCopier | None":
+        import av
+
+        from .video_source import _bundled_if_missing, is_live_source
+
+        path = _bundled_if_missing(str(source).strip())
+        if is_live_source(path) or os.path.isdir(path) or any(c in path for c in "*?["):
+            log.debug("%s: audio_from '%s' is a camera, stream, folder or glob; no audio copied", out_path, path)
+            return None
+        if not os.path.isfile(path):
+            raise VideoWriteError(f"video writer '{out_path}': audio_from '{source}': file not found (looked in "
+                                  f"{os.path.abspath(path)}); name a media file with audio, or leave it empty")
+        try:
+            container = av.open(path)
+        except (OSError, av.FFmpegError) as exc:
+            log.warning("%s: cannot read audio from '%s' (%s); writing video only", out_path, path, exc)
+            return None
+        streams = list(container.streams.audio)
+        if not streams:
+            log.debug("%s: '%s' has no audio stream; writing video only", out_path, path)
+            container.close()
+            return None
+        return cls(path, container, streams)
+
+    def add_streams(self, container) -> None:
+        for stream in self._in_streams:
+            codec = stream.codec_context.name
+            if codec in container.supported_codecs:
+                out, encoder = container.add_stream_from_template(stream), None
+                how = "copied"
+            else:  # e.g. PCM or Vorbis into MP4: AAC plays everywhere MP4 does
+                out = container.add_stream("aac", rate=stream.codec_context.sample_rate)
+                out.layout = stream.codec_context.layout
+                encoder = out.codec_context
+                how = "re-encoded to AAC"
+            self._out[stream.index] = (out, encoder)
+            log.info("%s: audio stream %d (%s) %s", self.source, stream.index, codec, how)
+
+    def write_until(self, container, until_s: float, final: bool = False) -> None:
+        """Mux every packet that starts before `until_s` (output seconds); with `final`, flush the encoders."""
+        import av
+
+        while self._out:
+            packet, self._pending = self._pending, None
+            if packet is None:
+                try:
+                    packet = next(self._packets, None)
+                except av.FFmpegError as exc:  # damaged audio must not cost the video
+                    log.warning("%s: audio demuxing stopped: %s", self.source, exc)
+                    packet = None
+                if packet is None:
+                    break
+            if packet.pts is None or not packet.size:
+                continue
+            start = float(packet.pts * packet.time_base) - self._zero
+            if start >= until_s:
+                self._pending = packet
+                break
+            self._mux(container, packet, start)
+        if final:
+            for out, encoder in self._out.values():
+                if encoder is not None:
+                    container.mux(encoder.encode(None))
+
+    def _mux(self, container, packet, start: float) -> None:
+        out, encoder = self._out[packet.stream.index]
+        shift = round(self._zero / packet.time_base)
+        if encoder is None:
+            end = start + float((packet.duration or 0) * packet.time_base)
+            packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+            packet.stream = out
+            container.mux(packet)
+            self._written = max(self._written, end)
+            return
+        for frame in packet.decode():
+            frame_start = float(frame.pts * frame.time_base) - self._zero
+            if frame_start < 0:
+                continue  # before the first video frame: nothing to play it against
+            frame.pts = round(frame_start * frame.sample_rate)
+            frame.time_base = Fraction(1, frame.sample_rate)
+            container.mux(encoder.encode(frame))
+            self._written = max(self._written, frame_start + frame.samples / frame.sample_rate)
+
+    def summary(self) -> str:
+        return f" and {self._written:.2f} s of audio from {self.source}"
+
+    def close(self) -> None:
+        self._out.clear()
+        self._input.close()
