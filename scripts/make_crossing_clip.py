@@ -45,9 +45,9 @@ def sprites() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
 def paths(t: float) -> list[tuple[float, float, float, int]]:
     """(centre x, centre y, scale, depth) of each sprite at t in [0, 1]; larger depth is drawn later (in front)."""
     return [
-        (80 + 480 * t, 170, 0.55, 0),           # walks right, at the back
-        (560 - 480 * t, 190, 0.75, 2),          # walks left, nearer: hides #1 when they cross
-        (470, 60 + 220 * t, 0.45, 1),           # walks down on the right
+        (80 + 480 * t, 170, 0.7, 0),            # walks right, at the back
+        (560 - 480 * t, 190, 0.95, 2),          # walks left, nearer: hides #1 when they cross
+        (470, 80 + 200 * t, 0.6, 1),            # walks down on the right
     ]
 
 

@@ -176,3 +176,21 @@ def require(path_fn: Callable[[], Optional[Path]]) -> Path:
 
         pytest.skip(missing_reason(path_fn) or "test media not available")
     return path
+
+
+MOTMETRICS_DIST = "motmetrics"
+MOT_SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")  # 640x480 pedestrian clips from MOTChallenge 2015
+
+
+def mot_sequence(name: str) -> Optional[Path]:
+    """Folder of one of motmetrics' bundled MOTChallenge sequences (``MOT_SEQUENCES``), or ``None``.
+
+    It holds ``gt.txt`` (the ground truth) and ``test.txt`` (a tracker's output, ids included), both in
+    the MOT15 text format: ``frame, id, left, top, width, height, conf, -1, -1, -1`` in pixels of 640x480.
+    """
+    gt = locate(MOTMETRICS_DIST, f"motmetrics/data/{name}/gt.txt")
+    test = locate(MOTMETRICS_DIST, f"motmetrics/data/{name}/test.txt")
+    return gt.parent if gt is not None and test is not None else None
+
+
+__all__ += ["MOTMETRICS_DIST", "MOT_SEQUENCES", "mot_sequence"]

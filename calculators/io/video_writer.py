@@ -23,6 +23,11 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 #: plays up to the last fragment. A plain MP4 writes its index only at the end and is unplayable without it.
 FRAGMENTED = {".mp4", ".m4v", ".mov"}
 FRAGMENT_US = 1_000_000  # at most this much video is lost when the process dies
+#: Audio codecs copied into .mp4 as they are: what MP4 players decode. Others are re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}  # other channel counts are downmixed to stereo
+#: Copied audio this far before the first video frame is kept: AAC's priming packets, without which it decodes wrong.
+PRIMING_S = 0.1
 
 
 class VideoWriteError(PipelineError, OSError):
@@ -37,11 +42,10 @@ class VideoWriterCalculator(Calculator):
     frame. The file is created on the first frame (its size is known then); a run with no frames writes
     nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
 
-    With `audio_from`, every audio stream of that file is copied in: remuxed as is where the container takes
-    the codec, else re-encoded to AAC. Audio is written in step with the encoded video and ends where the video
-    ends, so a run stopped early (or killed: up to the last fragment) has its audio up to that point. The
-    audio keeps its place relative to that file's first video frame (A/V sync when it is the video's source).
-    A file without audio, or a camera, URL, image or folder, gives a video without audio (logged).
+    With `audio_from`, every audio stream of that file is copied in (remuxed where the container takes the
+    codec, else re-encoded to AAC), in step with the encoded video and up to its end: a run stopped early, or
+    killed (up to the last fragment), has its audio up to that point. Audio keeps its offset from that file's
+    first video frame, so it stays in sync with its own video. No audio there (or a camera, URL, folder): none.
 
     Ports:
         IMAGE (Frame) -> (sink, no outputs)
@@ -112,12 +116,13 @@ class VideoWriterCalculator(Calculator):
         self._mux_video(self._stream.encode(out))
 
     def _mux_video(self, packets) -> None:
+        # Audio follows the video the encoder has actually released (x264 holds back a few dozen frames), so
+        # the muxer's interleaving queue stays short and each fragment on disk has both. Read the times before
+        # mux(), which rebases packets to the container's time base.
+        ends = [float(p.pts * p.time_base) + 1 / self._fps for p in packets if p.pts is not None]
         self._container.mux(packets)
-        if self._audio is not None and packets:
-            # Audio follows the video the encoder has actually released (x264 holds back a few dozen frames),
-            # so the muxer's interleaving queue stays short and each fragment on disk has both.
-            last = max(p.pts for p in packets if p.pts is not None)
-            self._audio.write_until(self._container, float((last + 1) * self._stream.time_base))
+        if self._audio is not None and ends:
+            self._audio.write_until(self._container, max(ends))
 
     def _start(self, frame: Frame) -> None:
         import av
@@ -155,12 +160,13 @@ class VideoWriterCalculator(Calculator):
             if self._encoder in ("libx264", "libx265"):
                 cc.options = {"crf": str(opts.crf), "preset": opts.preset}
             if self._audio is not None:
-                self._audio.add_streams(container)
+                self._audio.add_streams(container, self._path.suffix.lower())
         except (ValueError, av.FFmpegError) as exc:
             container.close()
             raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{self._encoder}': "
                                   f"{exc}") from exc
         self._container, self._stream, self._size = container, stream, (frame.width, frame.height)
+        self._fps = float(rate)
         log.info("writing %s: %dx%d at %s fps with %s (crf %d, %s)", self._path, width, height, rate,
                  self._encoder, opts.crf, opts.preset)
 
@@ -168,19 +174,17 @@ class VideoWriterCalculator(Calculator):
         audio, self._audio = self._audio, None
         if self._container is None:
             log.info("%s: no frames arrived; no file written", self._path)
-            if audio is not None:
-                audio.close()
-            return
+            return audio.close() if audio is not None else None
         try:
             self._mux_video(self._stream.encode(None))  # the frames still in the encoder's lookahead
             if audio is not None:
-                audio.write_until(self._container, self._count * float(self._stream.time_base), final=True)
+                audio.write_until(self._container, self._count / self._fps, final=True)
         finally:
             if audio is not None:
                 audio.close()
             container, self._container = self._container, None
             container.close()
-        log.info("wrote %s: %d frames%s", self._path, self._count, audio.summary() if audio else "")
+        log.info("wrote %s: %d frames%s", self._path, self._count, f", audio from {audio.source}" if audio else "")
 
 
 class _AudioCopier:
@@ -188,17 +192,16 @@ class _AudioCopier:
 
     def __init__(self, source: str, input_container, streams: list):
         self.source, self._input, self._in_streams = source, input_container, streams
-        video = input_container.streams.video
-        # The output's time 0 is the first video frame; audio keeps its offset from it (A/V sync).
-        first = video[0].start_time if video else None
-        self._zero = float(first * video[0].time_base) if first is not None else 0.0
+        # The output's time 0 is this file's first video frame; audio keeps its offset from it (A/V sync).
+        video = input_container.streams.video[0] if input_container.streams.video else None
+        self._zero = float(video.start_time * video.time_base) if video and video.start_time is not None else 0.0
         self._packets = input_container.demux(*streams)
         self._pending = None  # the first packet not yet due
-        self._out: dict[int, tuple] = {}  # input stream index -> (output stream, encoder or None)
-        self._written = 0.0  # seconds of audio written (the end of the last packet)
+        self._out: dict[int, tuple] = {}  # input stream index -> (output stream, re-encoded?)
+        self._next_pts: dict[int, int] = {}  # re-encoded streams: the next frame's first sample
 
     @classmethod
-    def open(cls, source: str, out_path: Path) -> "_AudioCopier | None":
+    def open(cls, source: str, out_path: Path) -> _AudioCopier | None:
         import av
 
         from .video_source import _bundled_if_missing, is_live_source
@@ -215,26 +218,33 @@ class _AudioCopier:
         except (OSError, av.FFmpegError) as exc:
             log.warning("%s: cannot read audio from '%s' (%s); writing video only", out_path, path, exc)
             return None
-        streams = list(container.streams.audio)
-        if not streams:
-            log.debug("%s: '%s' has no audio stream; writing video only", out_path, path)
-            container.close()
-            return None
-        return cls(path, container, streams)
+        if container.streams.audio:
+            return cls(path, container, list(container.streams.audio))
+        log.debug("%s: '%s' has no audio stream; writing video only", out_path, path)
+        container.close()
+        return None
 
-    def add_streams(self, container) -> None:
+    def add_streams(self, container, suffix: str) -> None:
+        # FFmpeg's MP4 muxer also takes PCM and Vorbis, which players do not: those are re-encoded.
+        accepted = MP4_AUDIO if suffix in (".mp4", ".m4v") else container.supported_codecs
+        import av
+
         for stream in self._in_streams:
-            codec = stream.codec_context.name
-            if codec in container.supported_codecs:
-                out, encoder = container.add_stream_from_template(stream), None
-                how = "copied"
-            else:  # e.g. PCM or Vorbis into MP4: AAC plays everywhere MP4 does
-                out = container.add_stream("aac", rate=stream.codec_context.sample_rate)
-                out.layout = stream.codec_context.layout
-                encoder = out.codec_context
-                how = "re-encoded to AAC"
-            self._out[stream.index] = (out, encoder)
-            log.info("%s: audio stream %d (%s) %s", self.source, stream.index, codec, how)
+            codec = stream.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+            reencode = codec not in accepted  # e.g. PCM or Vorbis into MP4: AAC plays wherever MP4 does
+            try:
+                if not reencode:
+                    out = container.add_stream_from_template(stream)
+                else:
+                    out = container.add_stream("aac", rate=stream.codec_context.sample_rate)
+                    # By channel count: a layout without order ("1 channels", PCM in MKV) is refused by AAC.
+                    out.layout = AAC_LAYOUTS.get(stream.codec_context.layout.nb_channels, "stereo")
+            except (ValueError, av.FFmpegError) as exc:  # one odd stream must not cost the video
+                log.warning("%s: audio stream %d (%s) skipped: %s", self.source, stream.index, codec, exc)
+                continue
+            self._out[stream.index] = (out, reencode)
+            log.info("%s: audio stream %d (%s) %s", self.source, stream.index, codec,
+                     "re-encoded to AAC" if reencode else "copied")
 
     def write_until(self, container, until_s: float, final: bool = False) -> None:
         """Mux every packet that starts before `until_s` (output seconds); with `final`, flush the encoders."""
@@ -242,14 +252,13 @@ class _AudioCopier:
 
         while self._out:
             packet, self._pending = self._pending, None
+            try:
+                packet = next(self._packets, None) if packet is None else packet
+            except av.FFmpegError as exc:  # damaged audio must not cost the video
+                log.warning("%s: audio demuxing stopped: %s", self.source, exc)
+                packet = None
             if packet is None:
-                try:
-                    packet = next(self._packets, None)
-                except av.FFmpegError as exc:  # damaged audio must not cost the video
-                    log.warning("%s: audio demuxing stopped: %s", self.source, exc)
-                    packet = None
-                if packet is None:
-                    break
+                break
             if packet.pts is None or not packet.size:
                 continue
             start = float(packet.pts * packet.time_base) - self._zero
@@ -258,33 +267,30 @@ class _AudioCopier:
                 break
             self._mux(container, packet, start)
         if final:
-            for out, encoder in self._out.values():
-                if encoder is not None:
-                    container.mux(encoder.encode(None))
+            for out, reencode in self._out.values():
+                if reencode:  # stream.encode, not codec_context.encode: only it tags packets with their stream
+                    container.mux(out.encode(None))
 
     def _mux(self, container, packet, start: float) -> None:
-        out, encoder = self._out[packet.stream.index]
-        shift = round(self._zero / packet.time_base)
-        if encoder is None:
+        out, reencode = self._out[packet.stream.index]
+        if not reencode:
             end = start + float((packet.duration or 0) * packet.time_base)
-            packet.pts -= shift
-            if packet.dts is not None:
-                packet.dts -= shift
+            if end < -PRIMING_S:
+                return  # long before the first video frame
+            shift = round(self._zero / packet.time_base)
+            packet.pts, packet.dts = packet.pts - shift, None if packet.dts is None else packet.dts - shift
             packet.stream = out
-            container.mux(packet)
-            self._written = max(self._written, end)
-            return
+            return container.mux(packet)
         for frame in packet.decode():
-            frame_start = float(frame.pts * frame.time_base) - self._zero
-            if frame_start < 0:
+            if frame.pts is None or float(frame.pts * frame.time_base) < self._zero:
                 continue  # before the first video frame: nothing to play it against
-            frame.pts = round(frame_start * frame.sample_rate)
-            frame.time_base = Fraction(1, frame.sample_rate)
-            container.mux(encoder.encode(frame))
-            self._written = max(self._written, frame_start + frame.samples / frame.sample_rate)
-
-    def summary(self) -> str:
-        return f" and {self._written:.2f} s of audio from {self.source}"
+            # Samples counted, not each frame's time: MKV's 1 ms time base would make frames overlap (refused).
+            next_pts = self._next_pts.get(packet.stream.index)
+            if next_pts is None:
+                next_pts = round((float(frame.pts * frame.time_base) - self._zero) * frame.sample_rate)
+            frame.pts, frame.time_base = next_pts, Fraction(1, frame.sample_rate)
+            self._next_pts[packet.stream.index] = next_pts + frame.samples
+            container.mux(out.encode(frame))
 
     def close(self) -> None:
         self._out.clear()

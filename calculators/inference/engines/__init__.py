@@ -36,6 +36,9 @@ _BUILTINS = {
     "onnxruntime": "calculators.inference.engines.onnxruntime_engine:OnnxRuntimeEngine",
     "openvino": "calculators.inference.engines.openvino_engine:OpenVinoEngine",
     "litert": "calculators.inference.engines.litert_engine:LiteRtEngine",
+    "tensorrt": "calculators.inference.engines.tensorrt_engine:TensorRtEngine",
+    "tvm": "calculators.inference.engines.tvm_engine:TvmEngine",
+    "kserve": "calculators.inference.engines.kserve_engine:KServeEngine",
 }
 
 _lock = threading.RLock()

@@ -1,0 +1,1 @@
+"""Small applications built on the framegraph runtime (run them as scripts: python apps/NAME.py)."""

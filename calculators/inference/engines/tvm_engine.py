@@ -1,0 +1,135 @@
+"""Apache TVM: compiles an ONNX model for this machine's CPU at first use and runs it in the Relax VM.
+
+The ONNX file goes through TVM's Relax frontend (`tvm.relax.frontend.onnx.from_onnx`; apache-tvm 0.27 has no
+Relay any more) and `tvm.compile` for an LLVM target with the host CPU named (`-mcpu`), then becomes a shared
+library in the conversion cache (conversion_cache.py), keyed by the model's hash, TVM's version and the
+target; later loads only `dlopen` it. Compiling needs the `onnx` package and a C/C++ compiler (TVM links the
+library with g++, gcc or clang; $CXX overrides). Inputs and outputs keep the ONNX model's names, layouts
+(BlazeFace: NHWC in) and order.
+
+TVM compiles untuned here (no MetaSchedule database): operators run as plain LLVM-vectorised loops on one core,
+correct to float32 rounding but several times slower than ONNX Runtime on convolution-heavy models.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import Engine, EngineOptions, Session, TensorSpec
+from .conversion_cache import cached_conversion
+
+_EXTRA = ("mcpu",)
+_LIBRARY = "model.so"
+_SIGNATURE = "io.json"
+
+
+class TvmEngine(Engine):
+    """`engine_options`: mcpu (LLVM CPU name, e.g. "znver4", "skylake-avx512", "generic"; default: the host's,
+    as LLVM detects it). The compiled library is cached per TVM version and target, so a graph moved to
+    another CPU compiles again."""
+
+    name = "tvm"
+    formats = (".onnx",)
+    module = "tvm"
+    distributions = ("apache-tvm",)
+    install_hint = 'pip install "framegraph[tvm]"'
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def load(self, model_path: Path, options: EngineOptions) -> Session:
+        extra = dict(options.extra)
+        self.check_extra(extra, _EXTRA)
+        if options.device.lower() != "cpu":
+            raise self.unavailable(f"device {options.device!r} is not supported (this engine compiles for the "
+                                   "CPU only)", "use device: cpu, or onnxruntime / openvino for a GPU")
+        if options.precision != "f32":
+            raise self.unavailable(f"precision {options.precision!r} is not supported (the model is compiled at "
+                                   "the precision it is stored in)", "use precision: f32")
+        import tvm
+        from tvm import relax
+        from tvm.target import codegen
+
+        mcpu = str(extra.get("mcpu") or codegen.llvm_get_system_cpu())
+        if not codegen.llvm_is_valid_cpu(mcpu, codegen.llvm_get_system_triple()):
+            raise ValueError(f"engine 'tvm': engine_options.mcpu: LLVM {codegen.llvm_version_major()} does not know "
+                             f"CPU {mcpu!r}; hint: leave mcpu out to use the host's "
+                             f"({codegen.llvm_get_system_cpu()}), or name an older CPU of the same family")
+        target = {"kind": "llvm", "mcpu": mcpu}
+        folder = cached_conversion(Path(model_path), self.name, tvm.__version__, f"llvm-mcpu-{mcpu}",
+                                   lambda model, out: self._compile(model, out, target))
+        signature = json.loads((folder / _SIGNATURE).read_text())
+        library = tvm.runtime.load_module(str(folder / _LIBRARY))
+        device = tvm.cpu()
+        vm = relax.VirtualMachine(library, device)
+        return _TvmSession(vm, device, Path(model_path), [_spec(s) for s in signature["inputs"]],
+                           [_spec(s) for s in signature["outputs"]], f"llvm -mcpu={mcpu}, Relax VM, "
+                           f"untuned, compiled library {folder / _LIBRARY}")
+
+    def _compile(self, model: Path, out: Path, target: dict) -> None:
+        try:
+            import onnx
+        except ImportError as exc:
+            raise self.unavailable("compiling an ONNX model needs the onnx package",
+                                   'pip install "framegraph[tvm]" (or pip install onnx)') from exc
+        import tvm
+        from tvm.relax.frontend.onnx import from_onnx
+        from tvm.support.cc import get_cc
+
+        if get_cc() is None:
+            raise self.unavailable("no C/C++ compiler found to link the compiled model (looked for g++, gcc, "
+                                   "clang++, clang, c++, cc and $CXX)",
+                                   "install one (apt-get install g++), once: the result is cached")
+        proto = onnx.load(str(model))
+        graph_inputs = _onnx_values(proto.graph, onnx, inputs=True)
+        graph_outputs = _onnx_values(proto.graph, onnx, inputs=False)
+        executable = tvm.compile(from_onnx(proto, keep_params_in_input=False), target=tvm.target.Target(target))
+        executable.export_library(str(out / _LIBRARY))
+        (out / _SIGNATURE).write_text(json.dumps({"target": target, "inputs": graph_inputs,
+                                                  "outputs": graph_outputs}) + "\n")
+
+
+class _TvmSession(Session):
+    def __init__(self, vm, device, model_path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                 details: str):
+        super().__init__("tvm", model_path, "cpu", inputs, outputs, details)
+        import tvm
+
+        self._tvm = tvm
+        self._vm = vm
+        self._main = vm["main"]
+        self._device = device
+
+    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        tensor = self._tvm.runtime.tensor
+        result = self._main(*(tensor(np.ascontiguousarray(a), self._device) for a in arrays))
+        if isinstance(result, self._tvm.runtime.Tensor):  # a one-output model returns the tensor itself
+            result = (result,)
+        return [r.numpy() for r in result]  # numpy() copies out of the VM's buffers
+
+    def close(self) -> None:
+        self._main = self._vm = None
+
+
+def _onnx_values(graph, onnx, inputs: bool) -> list[dict]:
+    """The graph's real inputs (initializers left out, as old exporters list them too) or its outputs."""
+    if inputs:
+        initializers = {i.name for i in graph.initializer}
+        values = [v for v in graph.input if v.name not in initializers]
+    else:
+        values = list(graph.output)
+    found = []
+    for value in values:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
+        found.append({"name": value.name, "shape": dims, "dtype": dtype})
+    return found
+
+
+def _spec(entry: dict) -> TensorSpec:
+    return TensorSpec(entry["name"], tuple(entry["shape"]), np.dtype(entry["dtype"]))
+
