@@ -126,8 +126,9 @@ class KServeEngine(Engine):
                 inputs = _match(config, "inputs", local[0], remote_inputs, Path(model_path))
                 outputs = _match(config, "outputs", local[1], remote_outputs, Path(model_path))
             binary = config.binary_data
-            if binary is None:
-                binary = config.protocol == "http" and "binary_tensor_data" in server.get("extensions", ())
+            if binary is None:  # Triton lists the extension; KServe's Python server takes it without listing it
+                binary = config.protocol == "http" and ("binary_tensor_data" in server.get("extensions", ())
+                                                        or server.get("name") == "kserve")
         except BaseException:
             client.close()
             raise
@@ -205,10 +206,10 @@ class _Client:
             self._local.client = client
         return client
 
-    def call(self, method: str, *args, **kwargs):
+    def call(self, method: str, *args, headers: Mapping[str, str] | None = None, **kwargs):
         if self.config.protocol == "grpc":
             kwargs["client_timeout"] = self.config.timeout_s
-        return getattr(self.get(), method)(*args, headers=dict(self.config.headers) or None, **kwargs)
+        return getattr(self.get(), method)(*args, headers=dict(headers or self.config.headers) or None, **kwargs)
 
     def server_metadata(self) -> dict:
         return self.call("get_server_metadata", **self._as_json())
@@ -251,6 +252,9 @@ class _KServeSession(Session):
         super().__init__("kserve", model_path, "remote", inputs, outputs, details)
         self._client, self._config = client, config
         self._binary = {"binary_data": binary} if config.protocol == "http" else {}
+        # tritonclient sends JSON without a Content-Type, which KServe's server then reads as binary and refuses.
+        self._headers = ({"Content-Type": "application/json", **config.headers}
+                         if config.protocol == "http" and not binary else config.headers)
         module = client.module
         self._requested = [module.InferRequestedOutput(s.name, **self._binary) for s in outputs]
 
@@ -264,7 +268,7 @@ class _KServeSession(Session):
             requests.append(request)
         try:
             result = self._client.call("infer", c.model_name, requests, model_version=c.model_version,
-                                       outputs=self._requested)
+                                       outputs=self._requested, headers=self._headers)
         except Exception as exc:
             raise RemoteEngineError(f"engine 'kserve': {c.model} on {c.where} failed: {_reason(exc)}; hint: is the "
                                     f"server still up? (every call times out after {c.timeout_s:g} s: "
