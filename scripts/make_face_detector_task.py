@@ -20,6 +20,11 @@ What the two Tasks need, and what this script does about it:
      YXHW for models without NMS. BlazeFace emits x first. The script appends one GATHER op to the graph that
      swaps each (x, y) pair of the regressors, so the model speaks ObjectDetector's order.
 
+  The result is a real ObjectDetector model, but not a better face detector: ObjectDetector stretches the
+  frame onto the square input (FaceDetector letterboxes it) and keeps the best anchor's box (NMS "DEFAULT")
+  instead of blending them (WEIGHTED). On square frames the two agree to a pixel; on the 176x144 carphone
+  clip the boxes overlap MediaPipe's FaceDetector boxes by IoU 0.73-0.80 on 12 of 120 frames.
+
 Writes `face_detection_short_range_object_detector.tflite` to --out (default: the current directory). Needs
 mediapipe >= 0.10.30 (the writers and the Tasks runtime); nothing is downloaded.
 """
@@ -201,7 +206,9 @@ def main() -> int:
         from mediapipe.tasks.python import BaseOptions, vision
 
         sys.path.insert(0, str(ROOT / "tests"))
-        from media import astronaut_image  # scikit-image's test picture, found without importing skimage
+        from media import (
+            astronaut_image,  # scikit-image's test picture, found without importing skimage
+        )
 
         path = args.image or astronaut_image()
         if path is None:

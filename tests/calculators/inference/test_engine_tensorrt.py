@@ -2,7 +2,6 @@
 BlazeFace models against ONNX Runtime on the CPU (f32 and f16), the plan cache, and the face subgraph."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -13,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from calculators.inference.engines import EngineOptions, get_engine, known_engines
 from media import astronaut_image, carphone_clip, require
 from metrics import iou
+
+from calculators.inference.engines import EngineOptions, get_engine, known_engines
 from pipelines import Graph, load_graph
 from pipelines.errors import CalculatorError, EngineUnavailableError
 from pipelines.testing import CalculatorRunner

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import astronaut_image, carphone_clip, mediapipe_reference, require
 from metrics import iou
+
 from pipelines.errors import CalculatorError, EngineUnavailableError, ModelError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame
