@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["overhead.py", "face_pipeline.py", "detect_interval.py", "tracking.py"]
+BENCHMARKS = ["overhead.py", "face_pipeline.py", "detect_interval.py", "tracking.py", "engines.py"]
 
 if __name__ == "__main__":
     for name in BENCHMARKS:

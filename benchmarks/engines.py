@@ -215,8 +215,9 @@ def main() -> int:
     args = parser.parse_args()
     only = {e for e in args.engines.split(",") if e}
     rows = engine_rows()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, numpy {np.__version__}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, "
+          f"Python {platform.python_version()}, numpy {np.__version__}")
     for r in rows:
         state = (f"{r['version']} on {', '.join(r['devices']) or '?'}" if r["installed"]
                  else f"not installed{': ' + r['error'] if r.get('error') else ''}")
@@ -247,8 +248,11 @@ def main() -> int:
         if r.error:
             print(f"| {r.model} | {r.engine} | {r.device} | {r.file} | {r.error} ||||||")
             continue
+        is_reference = (r.engine, r.device) == ("onnxruntime", "cpu")
+        diffs = ("reference | reference | reference" if is_reference else
+                 f"{fmt(r.diff_regressors, '.2e')} | {fmt(r.diff_scores, '.2e')} | {r.agree}")
         print(f"| {r.model} | {r.engine} | {r.device} | {r.file} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | "
-              f"{r.runs_per_s:.0f} | {fmt(r.diff_regressors, '.2e')} | {fmt(r.diff_scores, '.2e')} | {r.agree} |")
+              f"{r.runs_per_s:.0f} | {diffs} |")
     if args.no_graph:
         return 0
     clip = require(carphone_clip)

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("graph")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                      help="override a node option (repeatable); VALUE is YAML: 2, true, [a, b]")
-    run.add_argument("--engine", help="run every inference node on this engine (see --list-engines)")
+    run.add_argument("--engine", metavar="NAME[:DEVICE]",
+                     help="run every inference node on this engine, e.g. openvino, onnxruntime:cuda, tensorrt "
+                          "(see --list-engines)")
     run.add_argument("--validate", action="store_true", help="check the graph and exit")
     obs = p.add_argument_group("observability")
     obs.add_argument("--stats", action="store_true", help="print a per-node table at the end")
@@ -169,16 +171,21 @@ def _apply_cli_flags(config, args) -> None:
         show, why = (False, "--no-display") if args.no_display else _display_available()
         if not show:
             for node, _ in targets("display"):
-                if node.enabled:
+                if node.enabled and not args.no_display:
                     log.info("no window: %s", why)
                 node.enabled = False
     if args.engine:
         nodes = [n for n in config.nodes if n.calculator == "InferenceCalculator"]
         if not nodes:
             raise GraphConfigError(f"{config.file}: --engine: the graph has no InferenceCalculator node")
+        name, _, device = args.engine.partition(":")
+        # TensorRT only runs on a GPU; every other engine keeps the graph's device unless one is named.
+        device = device or ("cuda" if name == "tensorrt" else "")
         for node in nodes:
-            node.options["engine"] = [args.engine]
+            node.options["engine"] = [name]
             node.options["allow_fallback"] = False
+            if device:
+                node.options["device"] = device
 
 
 def _display_available() -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 BlazeFace models against ONNX Runtime on the CPU (f32 and f16), the plan cache, and the face subgraph."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -91,11 +92,32 @@ def test_a_graph_naming_tensorrt_where_it_is_missing_says_how_to_install_it():
     assert 'hint: pip install "framegraph[tensorrt]"' in message
 
 
-# --- on an NVIDIA GPU --------------------------------------------------------------------------------------
-
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))
 
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxconverter_common") is None
+                    or importlib.util.find_spec("onnxruntime") is None,
+                    reason="onnxconverter-common (the f16 converter used on TensorRT 11+) or onnxruntime is missing")
+@pytest.mark.parametrize("model", list(MODELS))
+def test_the_f16_model_for_tensorrt_11_keeps_float32_io_and_the_results(model):
+    """TensorRT 11 dropped BuilderFlag.FP16; f16 there means building a float16 ONNX model, checked on the CPU."""
+    import onnxruntime as ort
+
+    from calculators.inference.engines.tensorrt_engine import _fp16_onnx
+
+    size, path = MODELS[model]
+    fp32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    fp16 = ort.InferenceSession(_fp16_onnx(path), providers=["CPUExecutionProvider"])
+    assert [i.type for i in fp16.get_inputs()] == ["tensor(float)"]
+    assert [o.type for o in fp16.get_outputs()] == ["tensor(float)", "tensor(float)"]
+    x = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    want, got = fp32.run(None, {"input": x}), fp16.run(None, {"input": x})
+    assert np.abs(got[0] - want[0]).max() < 0.2  # input pixels; measured 0.04
+    assert np.abs(sigmoid(got[1]) - sigmoid(want[1])).max() < 2e-3  # measured 2.4e-4
+
+
+# --- on an NVIDIA GPU --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def inputs() -> dict[str, list[np.ndarray]]:
