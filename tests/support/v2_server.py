@@ -54,7 +54,7 @@ class V2Server:
     def grpc_url(self) -> str:
         return f"{HOST}:{self.grpc_port}"
 
-    def start(self) -> "V2Server":
+    def start(self) -> V2Server:
         start = time.monotonic()
         models = [arg for name, path in self.models.items() for arg in ("--model", f"{name}={path}")]
         # Output goes to a file, not a pipe: nobody reads it while the server runs, and a full pipe would block it.
@@ -112,7 +112,7 @@ class V2Server:
         log.seek(0)
         return log.read()[-3000:]
 
-    def __enter__(self) -> "V2Server":
+    def __enter__(self) -> V2Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

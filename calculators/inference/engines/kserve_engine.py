@@ -58,7 +58,7 @@ class _Config:
         return f"model '{self.model_name}'" + (f" version {self.model_version}" if self.model_version else "")
 
     @classmethod
-    def parse(cls, extra: Mapping, model_path: Path) -> "_Config":
+    def parse(cls, extra: Mapping, model_path: Path) -> _Config:
         protocol = str(extra.get("protocol", "http")).lower()
         if protocol not in _DEFAULT_URLS:
             raise ValueError(f"engine 'kserve': engine_options.protocol: expected http or grpc, got {protocol!r}")
@@ -79,7 +79,7 @@ class _Config:
                              f"got {binary!r}")
         headers = extra.get("headers") or {}
         if not isinstance(headers, Mapping):
-            raise ValueError(f"engine 'kserve': engine_options.headers: expected a mapping, got {headers!r}")
+            raise TypeError(f"engine 'kserve': engine_options.headers: expected a mapping, got {headers!r}")
         return cls(url, protocol, ssl, str(extra.get("model_name") or model_path.stem),
                    str(extra.get("model_version") or ""), float(timeout), None if binary == "auto" else binary,
                    {str(k): str(v) for k, v in headers.items()})
@@ -111,20 +111,25 @@ class KServeEngine(Engine):
         if options.precision != "f32":
             raise self.unavailable(f"precision {options.precision!r} cannot be chosen from the client",
                                    "serve a model stored at that precision and use precision: f32")
-        config = _Config.parse(extra, Path(model_path))
+        path = Path(model_path)
+        config = _Config.parse(extra, path)
         client = _Client(config, self._client_module(config.protocol))
         try:
             server = self._check_server(client, config)
             remote_inputs, remote_outputs = client.model_metadata()
-            local = _local_signature(Path(model_path))
+            local = _local_signature(path)
             if local is None:
                 log.warning("engine 'kserve': no local engine (%s) can read %s; its inputs and outputs are not "
-                            "checked against %s on %s", ", ".join(_LOCAL_READERS), Path(model_path).name,
+                            "checked against %s on %s", ", ".join(_LOCAL_READERS), path.name,
                             config.model, config.where)
                 inputs, outputs = remote_inputs, remote_outputs
             else:
-                inputs = _match(config, "inputs", local[0], remote_inputs, Path(model_path))
-                outputs = _match(config, "outputs", local[1], remote_outputs, Path(model_path))
+                inputs = _match(config, "inputs", local[0], remote_inputs, path)
+                outputs = _match(config, "outputs", local[1], remote_outputs, path)
+            unsupported = [s for s in inputs + outputs if np.dtype(s.dtype) not in _V2_NAMES]
+            if unsupported:
+                raise ModelError(f"engine 'kserve': {path.name} has tensors of types this engine does not send "
+                                 f"({', '.join(map(str, unsupported))}); hint: numeric tensors only")
             binary = config.binary_data
             if binary is None:  # Triton lists the extension; KServe's Python server takes it without listing it
                 binary = config.protocol == "http" and ("binary_tensor_data" in server.get("extensions", ())
@@ -132,15 +137,10 @@ class KServeEngine(Engine):
         except BaseException:
             client.close()
             raise
-        unsupported = [s for s in inputs + outputs if np.dtype(s.dtype) not in _V2_NAMES]
-        if unsupported:
-            client.close()
-            raise ModelError(f"engine 'kserve': {config.model} on {config.where} has tensors of types this engine "
-                             f"does not send ({', '.join(map(str, unsupported))}); hint: numeric tensors only")
         details = (f"{config.where}, {config.model}, server {server.get('name', '?')} {server.get('version', '')}"
                    f", {'binary' if binary or config.protocol == 'grpc' else 'JSON'} tensors, timeout "
                    f"{config.timeout_s:g} s").replace("  ", " ")
-        return _KServeSession(client, config, Path(model_path), inputs, outputs, binary, details)
+        return _KServeSession(client, config, path, inputs, outputs, binary, details)
 
     def _client_module(self, protocol: str):
         try:
@@ -153,7 +153,7 @@ class KServeEngine(Engine):
                                    self.install_hint + " (it installs tritonclient[http,grpc])") from exc
         return module
 
-    def _check_server(self, client: "_Client", config: _Config) -> dict:
+    def _check_server(self, client: _Client, config: _Config) -> dict:
         try:
             live = client.call("is_server_live")
             ready = live and client.call("is_server_ready")
@@ -172,7 +172,7 @@ class KServeEngine(Engine):
             served = client.served_models()
             raise ModelError(f"engine 'kserve': {config.model} is not ready on {config.where}{why}"
                              + (f"; models there: {', '.join(served)}" if served else "")
-                             + f"; hint: set engine_options.model_name to the name the server uses (default: the "
+                             + "; hint: set engine_options.model_name to the name the server uses (default: the "
                              "model file's stem), or load the model on the server")
         try:
             return client.server_metadata()

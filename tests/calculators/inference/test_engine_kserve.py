@@ -18,15 +18,21 @@ from pipelines.types import Tensors
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
-from v2_server import V2Server  # noqa: E402
+from v2_server import V2Server
 
-_MISSING = [name for name, module in (("tritonclient[http,grpc]", "geventhttpclient"),
-                                      ("tritonclient[http,grpc]", "grpc"), ("tritonclient", "tritonclient"),
-                                      ("mlserver (the test server)", "mlserver"), ("onnxruntime", "onnxruntime"))
-            if importlib.util.find_spec(module) is None]
+_CLIENT = ("tritonclient", "geventhttpclient", "grpc")  # tritonclient[http,grpc]
+_SERVER = ("mlserver", "onnxruntime")  # tests/support/v2_server.py
+_MISSING_CLIENT = [m for m in _CLIENT if importlib.util.find_spec(m) is None]
+_MISSING_SERVER = [m for m in _SERVER if importlib.util.find_spec(m) is None]
 pytestmark = [pytest.mark.kserve,
-              pytest.mark.skipif(bool(_MISSING), reason=f"needs {', '.join(dict.fromkeys(_MISSING))}: "
-                                                        'pip install "framegraph[kserve]" mlserver')]
+              pytest.mark.skipif(bool(_MISSING_CLIENT), reason=f"needs {', '.join(_MISSING_CLIENT)}: "
+                                                               'pip install "framegraph[kserve]"')]
+
+
+def require_server() -> None:
+    if _MISSING_SERVER:
+        pytest.skip(f"the test v2 server needs {', '.join(_MISSING_SERVER)}: pip install mlserver onnxruntime")
+
 
 MODELS = {"face_detection_short_range": 128, "face_detection_full_range": 192}
 PROTOCOLS = ("http", "grpc")
@@ -56,6 +62,7 @@ def inputs(size: int, count: int = 3) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def server():
+    require_server()
     with V2Server({name: model_file(name) for name in MODELS}) as running:
         yield running
 
@@ -63,6 +70,7 @@ def server():
 @pytest.fixture
 def own_server():
     """A server this test may pause or kill."""
+    require_server()
     with V2Server({"face_detection_short_range": model_file("face_detection_short_range")}) as running:
         yield running
 

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
+from media import astronaut_image, carphone_clip, require
 
 from calculators.inference.engines import EngineOptions, get_engine, list_engines
-from media import astronaut_image, carphone_clip, require
 from pipelines.errors import EngineUnavailableError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
@@ -76,7 +76,7 @@ def test_compiled_model_agrees_with_onnxruntime(model, cache, tensors, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"converting face_detection_{model}.onnx for tvm ") for m in messages)
     chosen = [m for m in messages if " runs " in m and "engine tvm " in m]
-    assert len(chosen) == 1 and "llvm -mcpu=" in chosen[0], chosen
+    assert len(chosen) == 1 and "llvm -mcpu=" in chosen[0] and "schedule default" in chosen[0], chosen
     worst = [0.0, 0.0, 0.0]
     for g, w in zip(got, want, strict=True):
         assert g.names == ("regressors", "classificators")
@@ -97,7 +97,7 @@ def test_the_compiled_library_is_cached_per_model_tvm_version_and_cpu(cache, mon
 
     engine = get_engine("tvm")
     engine.load(model_file("short_range"), EngineOptions()).close()  # compiled by the test above, or now
-    entries = list((cache / tvm.__version__).glob(f"*-llvm-mcpu-{codegen.llvm_get_system_cpu()}"))
+    entries = list((cache / tvm.__version__).glob(f"*-llvm-mcpu-{codegen.llvm_get_system_cpu()}-nhwc-pv1"))
     assert entries and all((e / "model.so").is_file() and (e / "io.json").is_file() for e in entries)
 
     def no_compiling(*_):
@@ -137,6 +137,7 @@ def test_a_missing_compiler_says_how_to_get_one(tmp_path, monkeypatch):
     (EngineOptions(device="cuda"), EngineUnavailableError, "device 'cuda' is not supported"),
     (EngineOptions(precision="f16"), EngineUnavailableError, "precision 'f16' is not supported"),
     (EngineOptions(extra={"target": "cuda"}), ValueError, "unknown engine_options target; expected any of: mcpu"),
+    (EngineOptions(extra={"schedule": "tuned"}), ValueError, "engine_options.schedule: expected one of default, none"),
 ])
 def test_what_the_engine_cannot_do_is_refused(options, error, message):
     with pytest.raises(error, match=message):
