@@ -1,5 +1,10 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
+
+# Engines that convert models at first use cache the result; tests use a cache of their own.
+os.environ.setdefault("FRAMEGRAPH_CACHE", tempfile.mkdtemp(prefix="framegraph-test-cache-"))
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

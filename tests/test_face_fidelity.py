@@ -13,7 +13,10 @@ from pipelines import Graph, load_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = {"short_range": ROOT / "graphs/face_detect.yaml", "full_range": ROOT / "graphs/face_detect_full_range.yaml"}
-ENGINES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+# engine -> the modules it needs here (converting engines need their converter too).
+ENGINES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "litert": ("ai_edge_litert",),
+           "tvm": ("tvm", "onnx"), "mnn": ("MNN", "onnx"), "ncnn": ("ncnn", "pnnx", "onnx"),
+           "torch": ("torch", "onnx2torch", "onnx")}
 MEDIA = {"carphone": media.carphone_clip, "astronaut": media.astronaut_image, "astronaut_pan": media.astronaut_pan_clip}
 
 
@@ -45,8 +48,9 @@ def run_detections(graph_path: Path, source: Path, engine: str, out: Path) -> li
 @pytest.mark.parametrize("model", list(GRAPHS))
 @pytest.mark.parametrize("media_name", list(MEDIA))
 def test_detections_agree_with_mediapipe(engine, model, media_name, tmp_path):
-    if importlib.util.find_spec(ENGINES[engine]) is None:
-        pytest.skip(f"{engine} is not installed (pip install 'framegraph[{engine}]')")
+    missing = [m for m in ENGINES[engine] if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{engine} needs {', '.join(missing)} (see the README's engine table)")
     source = media.require(MEDIA[media_name])
     reference_file = media.mediapipe_reference(media_name, model)
     reference = [json.loads(line) for line in Path(reference_file).read_text().splitlines()]

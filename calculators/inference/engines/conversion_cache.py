@@ -2,7 +2,7 @@
 
 Engines that cannot load ONNX or TFLite as they are (ncnn, MNN, TVM, TensorRT, TorchScript) convert at first
 use, here, and load the cached result afterwards. The cache lives in $FRAMEGRAPH_CACHE (default
-~/.cache/framegraph/engines/<engine>/<version>/<model sha256[:16]>/); a conversion is written to a temporary
+~/.cache/framegraph/engines/<engine>/<engine version>-fg<framegraph version>/<model sha256[:16]>/); a conversion is written to a temporary
 folder and renamed into place, so a crash never leaves a half-written entry, and two processes converting
 the same model at once both end with a complete one.
 """
@@ -24,6 +24,15 @@ def cache_root() -> Path:
     return Path(os.environ.get("FRAMEGRAPH_CACHE") or Path.home() / ".cache" / "framegraph") / "engines"
 
 
+def _framegraph_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("framegraph")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -37,7 +46,8 @@ def cached_conversion(model: Path, engine: str, engine_version: str, variant: st
     """The folder holding `model` converted for `engine` (`variant` separates options that change the result,
     e.g. "fp16"). `convert(model, out_dir)` writes the converted files into `out_dir` when not cached yet."""
     key = file_sha256(model)[:16] + (f"-{variant}" if variant else "")
-    target = cache_root() / engine / (engine_version or "unknown") / key
+    # framegraph's own version too: its conversion code (graph rewrites, sidecar files) changes with it.
+    target = cache_root() / engine / f"{engine_version or 'unknown'}-fg{_framegraph_version()}" / key
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from pipelines.errors import ModelError
 
 from . import Engine, EngineOptions, Session, TensorSpec
+from .model_io import check_shape_count, dist_version, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
@@ -71,7 +71,7 @@ class NcnnEngine(Engine):
 
         extra = dict(options.extra)
         self.check_extra(extra, _EXTRA)
-        shapes = _input_shapes(extra.get("input_shapes"))
+        shapes = parse_input_shapes(extra.get("input_shapes"), "ncnn")
         if options.precision not in _PRECISIONS:
             raise self.unavailable(f"precision {options.precision!r} is not supported",
                                    f"use one of {', '.join(_PRECISIONS)}")
@@ -89,7 +89,7 @@ class NcnnEngine(Engine):
                 raise self.unavailable(f"converting {path.name} needs the pnnx converter, which is not installed",
                                        "pip install --no-deps pnnx (the converter binary; torch is not needed "
                                        "for ONNX), or convert the model to .param/.bin yourself")
-            pnnx_version = _dist_version("pnnx")
+            pnnx_version = dist_version("pnnx")
             variant = f"pnnx{pnnx_version}" + ("-" + "_".join("x".join(map(str, s)) for s in shapes) if shapes else "")
             folder = cached_conversion(path, self.name, ncnn.__version__, variant,
                                        lambda model, out: _convert_onnx(exe, model, out, shapes))
@@ -124,7 +124,7 @@ class _NcnnSession(Session):
         self._ncnn = ncnn
         self._net = net
         if meta:
-            inputs = [_spec(d) for d in meta["inputs"]]
+            inputs = [spec_from_dict(d) for d in meta["inputs"]]
             if shapes and shapes != [s.shape for s in inputs]:
                 # pnnx fixes shapes in the .param (Reshape sizes): another input size needs another conversion.
                 raise ModelError(f"engine 'ncnn': engine_options.input_shapes {[list(s) for s in shapes]} differ from "
@@ -132,7 +132,7 @@ class _NcnnSession(Session):
                                  "hint: convert it again from the source model with these shapes")
             self._in_blobs = [d["blob"] for d in meta["inputs"]]
             self._out_blobs = [d["blob"] for d in meta["outputs"]]
-            outputs = [_spec(d) for d in meta["outputs"]]
+            outputs = [spec_from_dict(d) for d in meta["outputs"]]
         else:
             self._in_blobs = list(net.input_names())
             self._out_blobs = _ordered(list(net.output_names()))
@@ -141,7 +141,7 @@ class _NcnnSession(Session):
                                  f"{model_path.with_suffix('.io.json').name} beside it; inputs: "
                                  f"{', '.join(self._in_blobs)}); hint: set engine_options.input_shapes, e.g. "
                                  "[[1, 128, 128, 3]], one per input, batch axis first")
-            _check_count(model_path, shapes, len(self._in_blobs))
+            check_shape_count(model_path, shapes, len(self._in_blobs), "ncnn")
             inputs = [TensorSpec(b, s, np.dtype(np.float32)) for b, s in zip(self._in_blobs, shapes)]
             outputs = None
         for spec in inputs:
@@ -182,9 +182,9 @@ class _NcnnSession(Session):
 def _convert_onnx(exe: Path, model_path: Path, out: Path, shapes: list[tuple[int, ...]] | None) -> None:
     import onnx
 
-    inputs, outputs = _onnx_io(onnx.load(str(model_path), load_external_data=False))
+    inputs, outputs = onnx_io(onnx.load(str(model_path), load_external_data=False))
     if shapes:
-        _check_count(model_path, shapes, len(inputs))
+        check_shape_count(model_path, shapes, len(inputs), "ncnn")
         inputs = [{**d, "shape": list(s)} for d, s in zip(inputs, shapes)]
     dynamic = [d["name"] for d in inputs if None in d["shape"]]
     if dynamic:
@@ -214,7 +214,7 @@ def _convert_onnx(exe: Path, model_path: Path, out: Path, shapes: list[tuple[int
             raise ModelError(f"engine 'ncnn': pnnx output {shape} does not match {d['name']} {d['shape']} of "
                              f"{model_path.name}")
         d["shape"] = list(shape)
-    meta = {"source": model_path.name, "converter": f"pnnx {_dist_version('pnnx')}",
+    meta = {"source": model_path.name, "converter": f"pnnx {dist_version('pnnx')}",
             "inputs": [{**d, "blob": f"in{i}"} for i, d in enumerate(inputs)],
             "outputs": [{**d, "blob": f"out{i}"} for i, d in enumerate(outputs)]}
     (out / "model.ncnn.io.json").write_text(json.dumps(meta, indent=1))
@@ -248,7 +248,7 @@ def _check_with_onnxruntime(model_path: Path, param: Path, meta: dict) -> None:
     for d, g, w in zip(meta["outputs"], got, want):
         error = float(np.abs(g.astype(np.float64) - w).max())
         if error > 1e-3 * max(1.0, float(np.abs(w).max())):
-            raise ModelError(f"engine 'ncnn': pnnx {_dist_version('pnnx')} converted {model_path.name} wrongly: "
+            raise ModelError(f"engine 'ncnn': pnnx {dist_version('pnnx')} converted {model_path.name} wrongly: "
                              f"output {d['name']} differs from ONNX Runtime's by up to {error:.3g} on random inputs; "
                              "hint: pip install -U --no-deps pnnx (20260409 or newer)")
 
@@ -317,19 +317,6 @@ def _ordered(names: list[str]) -> list[str]:
     return names
 
 
-def _onnx_io(model) -> tuple[list[dict], list[dict]]:
-    from onnx import helper
-
-    initializers = {i.name for i in model.graph.initializer}
-
-    def describe(value) -> dict:
-        t = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim]
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name
-        return {"name": value.name, "shape": shape, "dtype": dtype}
-
-    return ([describe(v) for v in model.graph.input if v.name not in initializers],
-            [describe(v) for v in model.graph.output])
 
 
 def _pnnx_executable() -> Path | None:
@@ -349,30 +336,3 @@ def _vulkan_gpus(ncnn) -> int:
     except OSError:
         return 0
     return ncnn.get_gpu_count()
-
-
-def _input_shapes(value) -> list[tuple[int, ...]] | None:
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in s) for s in value)):
-        raise ValueError(f"engine 'ncnn': engine_options.input_shapes: expected a list of shapes of positive "
-                         f"ints, one per input (e.g. [[1, 128, 128, 3]]), got {value!r}")
-    return [tuple(s) for s in value]
-
-
-def _check_count(path: Path, shapes: list, expected: int) -> None:
-    if len(shapes) != expected:
-        raise ModelError(f"engine 'ncnn': engine_options.input_shapes lists {len(shapes)} shape(s) but "
-                         f"{path.name} takes {expected} input(s)")
-
-
-def _spec(d: Mapping) -> TensorSpec:
-    return TensorSpec(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]))
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -22,7 +22,6 @@ import sys
 import types
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy as np
 from pipelines.errors import ModelError
 
 from . import Engine, EngineOptions, Session, TensorSpec
+from .model_io import check_shape_count, dist_version, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
@@ -63,7 +63,7 @@ class TorchEngine(Engine):
 
         extra = dict(options.extra)
         self.check_extra(extra, _EXTRA)
-        shapes = _input_shapes(extra.get("input_shapes"))
+        shapes = parse_input_shapes(extra.get("input_shapes"), "torch")
         if options.precision != "f32":
             raise self.unavailable(f"precision {options.precision!r} is not supported (the model runs at the "
                                    "precision it is stored in)", "use precision: f32")
@@ -80,7 +80,7 @@ class TorchEngine(Engine):
         suffix = path.suffix.lower()
         source = ""
         if suffix == ".onnx":
-            version = _dist_version("onnx2torch")
+            version = dist_version("onnx2torch")
             variant = f"onnx2torch{version}" + ("-" + "_".join("x".join(map(str, s)) for s in shapes) if shapes else "")
             folder = cached_conversion(path, self.name, torch.__version__, variant,
                                        lambda model, out: _convert_onnx(model, out, shapes))
@@ -148,10 +148,10 @@ def _load_torchscript(path: Path, device: str, shapes: list[tuple[int, ...]] | N
     module.eval()
     meta = json.loads(files[_META]) if files[_META] else None
     if meta:
-        inputs = [_spec(d) for d in meta["inputs"]]
-        outputs = [_spec(d) for d in meta["outputs"]]
+        inputs = [spec_from_dict(d) for d in meta["inputs"]]
+        outputs = [spec_from_dict(d) for d in meta["outputs"]]
         if shapes:
-            _check_count(path, shapes, len(inputs))
+            check_shape_count(path, shapes, len(inputs), "torch")
             inputs = [TensorSpec(s.name, shape, s.dtype) for s, shape in zip(inputs, shapes)]
         return module, inputs, outputs
     names = [a.name for a in module.forward.schema.arguments[1:]]  # [0] is self
@@ -159,7 +159,7 @@ def _load_torchscript(path: Path, device: str, shapes: list[tuple[int, ...]] | N
         raise ModelError(f"engine 'torch': {path.name} is TorchScript without input shapes (it takes "
                          f"{', '.join(names) or 'no inputs'}); hint: set engine_options.input_shapes, e.g. "
                          "[[1, 128, 128, 3]], one per input")
-    _check_count(path, shapes, len(names))
+    check_shape_count(path, shapes, len(names), "torch")
     return module, [TensorSpec(n, s, np.dtype(np.float32)) for n, s in zip(names, shapes)], None
 
 
@@ -193,9 +193,9 @@ def _convert_onnx(model_path: Path, out: Path, shapes: list[tuple[int, ...]] | N
 
     onnx2torch = _import_onnx2torch()
     model = onnx.load(str(model_path))
-    inputs, outputs = _onnx_io(model)
+    inputs, outputs = onnx_io(model)
     if shapes:
-        _check_count(model_path, shapes, len(inputs))
+        check_shape_count(model_path, shapes, len(inputs), "torch")
         inputs = [{**d, "shape": list(s)} for d, s in zip(inputs, shapes)]
     dynamic = [d["name"] for d in inputs if None in d["shape"]]
     if dynamic:
@@ -212,7 +212,7 @@ def _convert_onnx(model_path: Path, out: Path, shapes: list[tuple[int, ...]] | N
         raise ModelError(f"engine 'torch': converted {model_path.name} returns {len(got)} outputs, the ONNX model "
                          f"declares {len(outputs)}")
     outputs = [{**d, "shape": list(t.shape)} for d, t in zip(outputs, got)]
-    meta = {"source": model_path.name, "converter": f"onnx2torch {_dist_version('onnx2torch')}",
+    meta = {"source": model_path.name, "converter": f"onnx2torch {dist_version('onnx2torch')}",
             "inputs": inputs, "outputs": outputs}
     with _torchscript():
         torch.jit.save(traced, str(out / _CONVERTED), _extra_files={_META: json.dumps(meta)})
@@ -267,19 +267,6 @@ def _attr(node, name: str, default):
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
-def _onnx_io(model) -> tuple[list[dict], list[dict]]:
-    from onnx import helper
-
-    initializers = {i.name for i in model.graph.initializer}
-
-    def describe(value) -> dict:
-        t = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim]
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name
-        return {"name": value.name, "shape": shape, "dtype": dtype}
-
-    return ([describe(v) for v in model.graph.input if v.name not in initializers],
-            [describe(v) for v in model.graph.output])
 
 
 def _import_onnx2torch():
@@ -324,30 +311,3 @@ class _Unusable(types.ModuleType):
     def __call__(self, *args, **kwargs):
         raise ModelError(f"engine 'torch': {self.__name__} is needed to convert this model but torchvision is "
                          f"unusable here ({self._reason}); hint: install the torchvision build that matches torch")
-
-
-def _input_shapes(value) -> list[tuple[int, ...]] | None:
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in s) for s in value)):
-        raise ValueError(f"engine 'torch': engine_options.input_shapes: expected a list of shapes of positive "
-                         f"ints, one per input (e.g. [[1, 128, 128, 3]]), got {value!r}")
-    return [tuple(s) for s in value]
-
-
-def _check_count(path: Path, shapes: list, expected: int) -> None:
-    if len(shapes) != expected:
-        raise ModelError(f"engine 'torch': engine_options.input_shapes lists {len(shapes)} shape(s) but "
-                         f"{path.name} takes {expected} input(s)")
-
-
-def _spec(d: Mapping) -> TensorSpec:
-    return TensorSpec(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]))
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -97,7 +97,7 @@ def test_the_compiled_library_is_cached_per_model_tvm_version_and_cpu(cache, mon
 
     engine = get_engine("tvm")
     engine.load(model_file("short_range"), EngineOptions()).close()  # compiled by the test above, or now
-    entries = list((cache / tvm.__version__).glob(f"*-llvm-mcpu-{codegen.llvm_get_system_cpu()}-nhwc-pv1"))
+    entries = list(cache.glob(f"{tvm.__version__}-fg*/*-llvm-mcpu-{codegen.llvm_get_system_cpu()}-nhwc-pv1"))
     assert entries and all((e / "model.so").is_file() and (e / "io.json").is_file() for e in entries)
 
     def no_compiling(*_):

@@ -1,0 +1,58 @@
+"""What engines that convert from ONNX share: reading the ONNX model's inputs and outputs (kept beside a
+converted model, since ncnn, MNN and TorchScript files do not declare them), and `input_shapes` for models
+that declare no shapes."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import ModelError
+
+from . import TensorSpec
+
+
+def onnx_io(model) -> tuple[list[dict], list[dict]]:
+    """An onnx.ModelProto's graph inputs (initializers left out) and outputs as {name, shape, dtype} dicts."""
+    from onnx import helper
+
+    initializers = {i.name for i in model.graph.initializer}
+
+    def describe(value) -> dict:
+        t = value.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim]
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name
+        return {"name": value.name, "shape": shape, "dtype": dtype}
+
+    return ([describe(v) for v in model.graph.input if v.name not in initializers],
+            [describe(v) for v in model.graph.output])
+
+
+def spec_from_dict(d: Mapping) -> TensorSpec:
+    return TensorSpec(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]))
+
+
+def parse_input_shapes(value, engine: str) -> list[tuple[int, ...]] | None:
+    """`engine_options.input_shapes`: one shape of positive ints per model input, or None."""
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in s) for s in value)):
+        raise ValueError(f"engine '{engine}': engine_options.input_shapes: expected a list of shapes of positive "
+                         f"ints, one per input (e.g. [[1, 128, 128, 3]]), got {value!r}")
+    return [tuple(s) for s in value]
+
+
+def check_shape_count(path: Path, shapes: list, expected: int, engine: str) -> None:
+    if len(shapes) != expected:
+        raise ModelError(f"engine '{engine}': engine_options.input_shapes lists {len(shapes)} shape(s) but "
+                         f"{path.name} takes {expected} input(s)")
+
+
+def dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
