@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .config import GraphConfig, NodeConfig, QueueConfig, subgraph_names
+from .config import GraphConfig, NodeConfig, QueueConfig
+from .subgraphs import subgraph_names
 from .errors import GraphValidationError, Issue
 from .options import build_options
 from .ports import type_name, types_compatible
