@@ -23,6 +23,7 @@ from the graph's statistics, next to the engine-alone p50 (goal on GPUs: within 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -140,6 +141,22 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))
 
 
+# engine -> engine_options; the kserve engine gets the URL of the v2 server started for the run.
+ENGINE_EXTRA: dict[str, dict] = {}
+
+
+def start_v2_server(protocol: str):
+    """MLServer on loopback serving both face models (the tests' own server), for the kserve rows."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.v2_server import V2Server
+
+    models = {Path(files[0]).stem: ROOT / files[0] for _, files, _ in MODELS.values()}
+    server = V2Server(models).start()
+    ENGINE_EXTRA["kserve"] = {"url": server.grpc_url if protocol == "grpc" else server.http_url,
+                              "protocol": protocol}
+    return server
+
+
 def measure(row: Row, files: list[str], arrays: list[np.ndarray], runs: int, warmup: int) -> None:
     engine = get_engine(row.engine)
     path = next((ROOT / f for f in files if Path(f).suffix in engine.formats), None)
@@ -148,7 +165,7 @@ def measure(row: Row, files: list[str], arrays: list[np.ndarray], runs: int, war
         return
     row.file = path.name
     try:
-        session = engine.load(path, EngineOptions(device=row.device))
+        session = engine.load(path, EngineOptions(device=row.device, extra=ENGINE_EXTRA.get(row.engine, {})))
     except Exception as exc:  # conversion or load failures are a result too
         row.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
         return
@@ -212,6 +229,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--engines", default="", help="comma-separated engine names (default: every installed)")
     parser.add_argument("--no-graph", action="store_true", help="skip the engine-in-the-graph runs")
+    parser.add_argument("--kserve-protocol", choices=("grpc", "http"), default="grpc",
+                        help="protocol for the kserve rows (a local MLServer is started when mlserver is installed)")
     args = parser.parse_args()
     only = {e for e in args.engines.split(",") if e}
     rows = engine_rows()
@@ -226,6 +245,18 @@ def main() -> int:
     if ("onnxruntime", "cpu") not in pairs:
         print("ONNX Runtime (the reference) is not installed: pip install 'framegraph[onnxruntime]'")
         return 1
+    server = None
+    if any(e == "kserve" for e, _ in pairs) and importlib.util.find_spec("mlserver") is not None:
+        server = start_v2_server(args.kserve_protocol)
+        print(f"  kserve: MLServer on {ENGINE_EXTRA['kserve']['url']} ({args.kserve_protocol})")
+    try:
+        return run(args, pairs)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(args, pairs) -> int:
     pictures, carphone = images()
     results: list[Row] = []
     for model, (size, files, graph) in MODELS.items():
@@ -260,7 +291,7 @@ def main() -> int:
           "from the graph's statistics\n")
     print("| engine | device | alone p50 ms | in graph p50 ms | graph / alone |")
     print("| --- | --- | --- | --- | --- |")
-    for r in (r for r in results if r.model == "short_range" and not r.error):
+    for r in (r for r in results if r.model == "short_range" and not r.error and r.engine != "kserve"):
         p50, error = in_graph_p50(r.engine, r.device, clip)
         ratio = f"{p50 / r.p50_ms:.2f}x" if not error else error
         print(f"| {r.engine} | {r.device} | {r.p50_ms:.3f} | {fmt(p50, '.3f')} | {ratio} |", flush=True)
