@@ -108,13 +108,7 @@ class InferenceCalculator(Calculator):
             session.close()
 
     def _find_model(self, entry: str) -> Path:
-        path = Path(entry).expanduser()
-        tried = [path] if path.is_absolute() else list(dict.fromkeys([Path.cwd() / path, PROJECT_ROOT / path]))
-        for candidate in tried:
-            if candidate.is_file():
-                return candidate
-        raise ModelError(f"{self._where}: model file {entry} not found; tried {', '.join(map(str, tried))}; "
-                         "hint: relative paths are looked up in the current directory, then the project root")
+        return find_model_file(entry, self._where)
 
     def _load(self, ctx, paths: list[Path]) -> Session:
         names = self.options.engine
@@ -216,3 +210,14 @@ def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
 
 def _fmt(shape) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def find_model_file(entry: str, where: str) -> Path:
+    """A model path as a graph names it: absolute, or relative to the current directory, then the project."""
+    path = Path(entry).expanduser()
+    tried = [path] if path.is_absolute() else list(dict.fromkeys([Path.cwd() / path, PROJECT_ROOT / path]))
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"{where}: model file {entry} not found; tried {', '.join(map(str, tried))}; "
+                     "hint: relative paths are looked up in the current directory, then the project root")

@@ -11,7 +11,7 @@ import numpy as np
 from pipelines import Calculator, EngineUnavailableError, Input, ModelError, Output, register_calculator
 from pipelines.types import Detections, Frame
 
-from .inference import PROJECT_ROOT
+from .inference import find_model_file
 
 # task -> (vision class, options class, what the model file must carry)
 _TASKS = {
@@ -160,13 +160,7 @@ class MediaPipeTasksCalculator(Calculator):
         return Detections(boxes, scores, keypoints, labels if any(labels) else ())
 
     def _find_model(self, entry: str) -> Path:
-        path = Path(entry).expanduser()
-        tried = [path] if path.is_absolute() else list(dict.fromkeys([Path.cwd() / path, PROJECT_ROOT / path]))
-        for candidate in tried:
-            if candidate.is_file():
-                return candidate
-        raise ModelError(f"{self._where}: model file {entry} not found; tried {', '.join(map(str, tried))}; "
-                         "hint: relative paths are looked up in the current directory, then the project root")
+        return find_model_file(entry, self._where)
 
     def _check_model_file(self, path: Path) -> None:
         """Cheap checks before MediaPipe sees the file, whose own messages for these cases are cryptic."""
