@@ -36,9 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from media import astronaut_image, carphone_clip, require  # noqa: E402
+from media import astronaut_image, carphone_clip, read_rgb_frames, require  # noqa: E402
 from metrics import iou  # noqa: E402
 
 from calculators.inference.engines import EngineOptions, get_engine, known_engines, list_engines  # noqa: E402
@@ -103,15 +102,7 @@ def targets(rows: list[dict], only: set[str]) -> list[tuple[str, str]]:
 
 def images() -> tuple[list[np.ndarray], int]:
     """The astronaut and every 10th carphone frame (RGB, OpenCV-decoded); and how many are carphone frames."""
-    pictures = [cv2.cvtColor(cv2.imread(str(require(astronaut_image))), cv2.COLOR_BGR2RGB)]
-    cap, index = cv2.VideoCapture(str(require(carphone_clip))), 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if index % 10 == 0:
-            pictures.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        index += 1
+    pictures = read_rgb_frames(require(astronaut_image)) + read_rgb_frames(require(carphone_clip), every=10)
     return pictures, len(pictures) - 1
 
 

@@ -194,3 +194,23 @@ def mot_sequence(name: str) -> Optional[Path]:
 
 
 __all__ += ["MOTMETRICS_DIST", "MOT_SEQUENCES", "mot_sequence"]
+
+
+def read_rgb_frames(path: Path, every: int = 1) -> list:
+    """Every `every`-th frame of a clip (or the one image), decoded by OpenCV and turned RGB, as the MediaPipe
+    reference was made."""
+    import cv2
+
+    if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg"):
+        return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)]
+    frames, index, capture = [], 0, cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return frames
+            if index % every == 0:
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()

@@ -56,3 +56,17 @@ def dist_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def fixed_inputs(inputs: list[dict], shapes: list[tuple[int, ...]] | None, model_path: Path, engine: str,
+                 why: str) -> list[dict]:
+    """The ONNX inputs with `engine_options.input_shapes` applied; refuses dimensions still dynamic, which
+    converters that bake shapes in (pnnx, tracing) cannot take."""
+    if shapes:
+        check_shape_count(model_path, shapes, len(inputs), engine)
+        inputs = [{**d, "shape": list(s)} for d, s in zip(inputs, shapes)]
+    dynamic = [d["name"] for d in inputs if None in d["shape"]]
+    if dynamic:
+        raise ModelError(f"engine '{engine}': {model_path.name} has dynamic dimensions in input(s) "
+                         f"{', '.join(dynamic)}; {why}; hint: set engine_options.input_shapes")
+    return inputs

@@ -31,7 +31,7 @@ import numpy as np
 from pipelines.errors import ModelError
 
 from . import Engine, EngineOptions, Session, TensorSpec
-from .model_io import check_shape_count, dist_version, onnx_io, parse_input_shapes, spec_from_dict
+from .model_io import check_shape_count, dist_version, fixed_inputs, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
@@ -183,13 +183,7 @@ def _convert_onnx(exe: Path, model_path: Path, out: Path, shapes: list[tuple[int
     import onnx
 
     inputs, outputs = onnx_io(onnx.load(str(model_path), load_external_data=False))
-    if shapes:
-        check_shape_count(model_path, shapes, len(inputs), "ncnn")
-        inputs = [{**d, "shape": list(s)} for d, s in zip(inputs, shapes)]
-    dynamic = [d["name"] for d in inputs if None in d["shape"]]
-    if dynamic:
-        raise ModelError(f"engine 'ncnn': {model_path.name} has dynamic dimensions in input(s) {', '.join(dynamic)}"
-                         "; pnnx needs fixed ones; hint: set engine_options.input_shapes")
+    inputs = fixed_inputs(inputs, shapes, model_path, "ncnn", "pnnx needs fixed ones")
     shutil.copyfile(model_path, out / "model.onnx")  # pnnx writes a .pnnxsim.onnx beside its input
     shape_arg = ",".join("[" + ",".join(map(str, d["shape"])) + "]" + _PNNX_TYPES.get(d["dtype"], "f32")
                          for d in inputs)

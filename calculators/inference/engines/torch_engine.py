@@ -29,7 +29,7 @@ import numpy as np
 from pipelines.errors import ModelError
 
 from . import Engine, EngineOptions, Session, TensorSpec
-from .model_io import check_shape_count, dist_version, onnx_io, parse_input_shapes, spec_from_dict
+from .model_io import check_shape_count, dist_version, fixed_inputs, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
@@ -194,13 +194,7 @@ def _convert_onnx(model_path: Path, out: Path, shapes: list[tuple[int, ...]] | N
     onnx2torch = _import_onnx2torch()
     model = onnx.load(str(model_path))
     inputs, outputs = onnx_io(model)
-    if shapes:
-        check_shape_count(model_path, shapes, len(inputs), "torch")
-        inputs = [{**d, "shape": list(s)} for d, s in zip(inputs, shapes)]
-    dynamic = [d["name"] for d in inputs if None in d["shape"]]
-    if dynamic:
-        raise ModelError(f"engine 'torch': {model_path.name} has dynamic dimensions in input(s) "
-                         f"{', '.join(dynamic)}; tracing needs fixed ones; hint: set engine_options.input_shapes")
+    inputs = fixed_inputs(inputs, shapes, model_path, "torch", "tracing needs fixed ones")
     graph = onnx2torch.convert(_dcr_to_crd(model, model_path)).eval()
     example = tuple(torch.zeros(d["shape"], dtype=getattr(torch, d["dtype"])) for d in inputs)
     with _torchscript(), torch.no_grad():

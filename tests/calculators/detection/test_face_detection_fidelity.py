@@ -26,18 +26,8 @@ MODELS = ("short_range", "full_range")
 
 
 def read_frames(path) -> list[np.ndarray]:
-    cv2 = pytest.importorskip("cv2")
-    if path.suffix == ".png":
-        return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)]
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames
+    pytest.importorskip("cv2")
+    return media.read_rgb_frames(path)
 
 
 def detect(model: str, images: list[np.ndarray]) -> list:

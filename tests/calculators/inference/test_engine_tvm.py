@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from media import astronaut_image, carphone_clip, require
+from media import astronaut_image, carphone_clip, read_rgb_frames, require
 
 from calculators.inference.engines import EngineOptions, get_engine, list_engines
 from pipelines.errors import EngineUnavailableError
@@ -44,16 +44,8 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tensors() -> dict[str, list[Tensors]]:
     """The astronaut and every 30th carphone frame, letterboxed by ImageToTensorCalculator as in the graphs."""
-    cv2 = pytest.importorskip("cv2", reason="ImageToTensorCalculator needs opencv (pip install 'framegraph[video]')")
-    images = [cv2.cvtColor(cv2.imread(str(require(astronaut_image))), cv2.COLOR_BGR2RGB)]
-    cap, i = cv2.VideoCapture(str(require(carphone_clip))), 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if i % 30 == 0:
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        i += 1
+    pytest.importorskip("cv2", reason="ImageToTensorCalculator needs opencv (pip install 'framegraph[video]')")
+    images = read_rgb_frames(require(astronaut_image)) + read_rgb_frames(require(carphone_clip), every=30)
     found = {}
     for model, (size, _) in MODELS.items():
         runner = CalculatorRunner(f"calculator: ImageToTensorCalculator\n"
