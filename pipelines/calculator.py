@@ -50,6 +50,13 @@ class Calculator:
         pass
 
     @classmethod
+    def check(cls, options: Any) -> "list[str]":
+        """Checks of a node's options that need more than their types (a model file's input shape, an engine's
+        own options), run at validation, before anything opens. Return one message per fault (the validator adds
+        file, line and node). Must not load models or start anything expensive."""
+        return []
+
+    @classmethod
     def input_ports(cls) -> dict[str, Input]:
         return {p.tag: p for p in _ports(cls, Input)}
 

@@ -74,6 +74,21 @@ class RegistryError(PipelineError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PluginLoadError(RegistryError, ImportError):
+    """A name is known (an entry point declares it) but importing its plugin failed. Carries the entry point
+    (``group``, ``entry_point``: "name = module:attr") and the original error as ``__cause__``."""
+
+    def __init__(self, message: str, group: str = "", entry_point: str = ""):
+        super().__init__(message)
+        self.group = group
+        self.entry_point = entry_point
+
+
+class OutputWriteError(PipelineError, OSError):
+    """A sink cannot write its file (full disk, permission, a vanished directory); the message names the file:
+    ``cannot write detections.jsonl: no space left on device``."""
+
+
 class SourceOpenError(PipelineError, OSError):
     """A capture source (file, camera, URL) cannot be opened."""
 
