@@ -123,26 +123,26 @@ def anonymize_file(src: Path, dst: Path, args) -> list[str]:
     """Run the graph on one file; returns the problems reported (a damaged file), raises on failure."""
     from tqdm import tqdm
 
-    from pipelines import Graph, load_graph
-    from pipelines.config import set_node_value
+    from pipelines import Graph, Override, apply_overrides, flag_overrides, load_graph, parse_override
 
-    config = load_graph(args.graph, args.overrides)
+    config = load_graph(args.graph)
     image = src.suffix.lower() in IMAGE_SUFFIXES
-    settings = {"source.source": str(src), "anonymize.mode": args.mode, "anonymize.shape": args.shape,
-                "display.enabled": False, "detections_writer.enabled": False,
-                "video_writer.enabled": not image, "video_writer.path": str(dst),
-                "video_writer.audio_from": str(src)}
+    cwd = Path.cwd()
+    overrides = [parse_override(text, cwd) for text in args.overrides]
+    overrides += flag_overrides(config, "source", str(src), base=cwd)
+    me = "apps/anonymize.py"
+    settings = {"anonymize.mode": args.mode, "anonymize.shape": args.shape, "display.enabled": False,
+                "detections_writer.enabled": False, "video_writer.enabled": not image}
     if args.padding is not None:
         settings["anonymize.padding"] = args.padding
     if args.strength is not None:
         settings["anonymize.strength"] = args.strength
-    for target, value in settings.items():
-        name, _, key = target.partition(".")
-        set_node_value(config.node(name), key, value, f"apps/anonymize.py ({target})")
+    overrides += [Override(*target.split("."), value, f"{me} ({target})") for target, value in settings.items()]
+    if not image:
+        overrides += flag_overrides(config, "output", str(dst), base=cwd)
     if args.engine:
-        for node in config.nodes:
-            if node.calculator == "InferenceCalculator":
-                node.options.update(engine=[args.engine], allow_fallback=False)
+        overrides += flag_overrides(config, "engine", args.engine)
+    apply_overrides(config, overrides)
     handle = Graph(config).start(outputs=[STREAM])
     last = None
     with tqdm(desc=src.name, unit="frame", dynamic_ncols=True, leave=True, file=sys.stderr) as bar:
@@ -160,7 +160,7 @@ def anonymize_file(src: Path, dst: Path, args) -> list[str]:
         handle.wait()
     if image:
         save_image(last, dst)
-    return list(handle.runner.problems)
+    return handle.problems
 
 
 def save_image(frame, dst: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("framegraph")
@@ -23,12 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run-graph",
         description="Run a framegraph calculator graph defined in YAML.",
         epilog="examples:\n"
-               "  run-graph graphs/face_detect.yaml --source 0\n"
-               "  run-graph graphs/face_detect.yaml --source clip.mp4 --output annotated.mp4 --detections faces.jsonl\n"
-               "  run-graph graphs/face_detect.yaml --viz graph.svg\n"
+               "  run-graph face_detect --source 0\n"
+               "  run-graph face_detect --source clip.mp4 --output annotated.mp4 --detections faces.jsonl\n"
+               "  run-graph my_graph.yaml --viz graph.svg\n"
+               "  run-graph --list-graphs\n"
                "  run-graph --list-engines",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("graph", nargs="?", help="graph YAML file")
+    p.add_argument("graph", nargs="?", help="a graph YAML file, or a built-in graph by name (see --list-graphs)")
     io = p.add_argument_group("sources and sinks (as the graph's 'cli:' section maps them)")
     io.add_argument("--source", help="camera index (0), video file, URL, image, folder or glob")
     io.add_argument("--output", metavar="OUT.mp4", help="write the annotated video here (H.264)")
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = p.add_argument_group("information")
     info.add_argument("--list-engines", action="store_true", help="inference engines, installed or not, and exit")
     info.add_argument("--list-calculators", action="store_true", help="registered calculators and exit")
+    info.add_argument("--list-graphs", action="store_true", help="built-in graphs with their descriptions and exit")
     return p
 
 
@@ -109,15 +112,20 @@ def _main(args) -> int:
         return _list_engines()
     if args.list_calculators:
         return _list_calculators()
+    if args.list_graphs:
+        return _list_graphs()
     if not args.graph:
         build_parser().print_usage(sys.stderr)
-        print("error: a graph file is required (for example graphs/face_detect.yaml)", file=sys.stderr)
+        print("error: a graph is required: a built-in one by name (run-graph --list-graphs) or a YAML file",
+              file=sys.stderr)
         return EXIT_USAGE
     from .config import load_graph
     from .graph import Graph
+    from .overrides import apply_overrides, parse_override
 
-    config = load_graph(args.graph, args.overrides)
-    _apply_cli_flags(config, args)
+    config = load_graph(_graph_path(args.graph))
+    cwd = Path.cwd()
+    apply_overrides(config, [parse_override(text, cwd) for text in args.overrides] + _flag_overrides(config, args))
     if args.viz:
         from .viz import write_viz
 
@@ -127,73 +135,87 @@ def _main(args) -> int:
         return EXIT_OK
     graph = Graph(config)
     if args.validate:
-        print(f"{args.graph}: OK ({len(graph.plan.nodes)} nodes)")
+        print(f"{config.file}: OK ({len(graph.plan.nodes)} nodes)")
         return EXIT_OK
     return _run(graph, config, args)
 
 
-def _apply_cli_flags(config, args) -> None:
-    from .config import set_node_value
+def _graph_path(arg: str) -> Path:
+    """A graph file, or a built-in graph by name (``face_detect``; ``graphs/face_detect.yaml`` also finds the
+    built-in one from any folder where that path does not exist)."""
+    import difflib
+
     from .errors import GraphConfigError
+    from .resources import builtin_graphs, find_graph
 
-    def targets(flag: str) -> list[tuple]:
-        found = []
-        for target in config.cli.get(flag, []):
-            node_name, _, key = target.partition(".")
-            try:
-                found.append((config.node(node_name), key))
-            except KeyError:
-                raise GraphConfigError(f"{config.file}: cli: '{flag}' names node '{node_name}', which the graph "
-                                       "does not have") from None
-        if not found:
-            raise GraphConfigError(f"{config.file}: this graph does not take --{flag.replace('_', '-')} "
-                                   f"(its 'cli:' section maps: {', '.join(config.cli) or 'nothing'})")
+    path = Path(arg)
+    if path.is_file():
+        return path
+    looks_builtin = len(path.parts) == 1 or (len(path.parts) == 2 and path.parts[0] == "graphs")
+    found = find_graph(path.name) if looks_builtin else None
+    if found is not None:
         return found
+    if path.suffix.lower() in (".yaml", ".yml") or len(path.parts) > 1:
+        raise GraphConfigError(f"{arg}: graph file not found")
+    names = [g.name for g in builtin_graphs()]
+    close = difflib.get_close_matches(arg, names, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise GraphConfigError(f"{arg}: no such graph file or built-in graph.{hint} Built-in graphs: "
+                           f"{', '.join(names) or '(none installed)'}")
 
-    def set_flag(flag: str, value, enable: bool = False) -> None:
-        for node, key in targets(flag):
-            if enable:
-                node.enabled = True
-            if key:
-                set_node_value(node, key, value, f"--{flag.replace('_', '-')}")
 
+def _flag_overrides(config, args) -> list:
+    """run-graph's flags as overrides of the nodes the graph's 'cli:' section names."""
+    from .overrides import Override, flag_overrides
+
+    cwd = Path.cwd()
+    found = []
     if args.source is not None:
-        set_flag("source", args.source)
+        found += flag_overrides(config, "source", args.source, base=cwd)
     if args.output:
-        set_flag("output", args.output, enable=True)
+        found += flag_overrides(config, "output", args.output, enable=True, base=cwd)
     if args.detections:
-        set_flag("detections", args.detections, enable=True)
+        found += flag_overrides(config, "detections", args.detections, enable=True, base=cwd)
     if args.max_frames is not None:
-        set_flag("max_frames", args.max_frames)
+        found += flag_overrides(config, "max_frames", args.max_frames)
     if args.realtime:
-        set_flag("realtime", True)
-    if "display" in config.cli:
-        show, why = (False, "--no-display") if args.no_display else _display_available()
-        if not show:
-            for node, _ in targets("display"):
-                if node.enabled and not args.no_display:
-                    log.info("no window: %s", why)
-                node.enabled = False
+        found += flag_overrides(config, "realtime", True)
     if args.engine:
-        nodes = [n for n in config.nodes if n.calculator == "InferenceCalculator"]
-        if not nodes:
-            raise GraphConfigError(f"{config.file}: --engine: the graph has no InferenceCalculator node")
-        name, _, device = args.engine.partition(":")
-        # TensorRT only runs on a GPU; every other engine keeps the graph's device unless one is named.
-        device = device or ("cuda" if name == "tensorrt" else "")
-        for node in nodes:
-            node.options["engine"] = [name]
-            node.options["allow_fallback"] = False
-            if device:
-                node.options["device"] = device
+        found += flag_overrides(config, "engine", args.engine)
+    if "display" in config.cli:
+        show, why = (False, "--no-display") if args.no_display else _display_available(config)
+        if not show:
+            for target in config.cli["display"]:
+                name = target.partition(".")[0]
+                if not args.no_display and _enabled(config, name):
+                    log.info("no window: %s", why)
+                found.append(Override(name, "enabled", False, "--no-display" if args.no_display else "no display"))
+    return found
 
 
-def _display_available() -> tuple[bool, str]:
-    try:
-        from calculators.io.display import display_available
-    except ImportError as exc:
-        return False, f"display support is not installed ({exc})"
-    return display_available()
+def _enabled(config, name: str) -> bool:
+    return any(n.enabled for n in config.nodes if n.name == name or n.name.startswith(name + "/"))
+
+
+def _display_available(config) -> tuple[bool, str]:
+    """Asks the calculator of each node the 'cli: display:' entry names (its `available()` classmethod)."""
+    from .registry import CALCULATORS
+
+    for target in config.cli.get("display", []):
+        name = target.partition(".")[0]
+        for node in config.nodes:
+            if node.name != name or not node.enabled:
+                continue
+            try:
+                cls = CALCULATORS.get(node.calculator)
+            except Exception as exc:  # validation reports it properly
+                return False, str(exc)
+            probe = getattr(cls, "available", None)
+            if callable(probe):
+                ok, why = probe()
+                if not ok:
+                    return False, why
+    return True, ""
 
 
 def _run(graph, config, args) -> int:
@@ -217,14 +239,15 @@ def _run(graph, config, args) -> int:
         if args.stats:
             print(handle.stats.table(), file=sys.stderr)
         if args.trace:
-            write_trace(handle.trace_events or [], handle.runner.started_at, args.trace)
+            write_trace(handle.trace_events or [], handle.started_at, args.trace)
             log.info("trace written to %s (open it in ui.perfetto.dev)", args.trace)
-    for problem in handle.runner.problems:
+    problems = handle.problems
+    for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     if interrupted.is_set():
         print("interrupted: outputs finalized", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if handle.runner.problems else EXIT_OK
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _install_sigint(handle) -> threading.Event:
@@ -245,7 +268,7 @@ def _install_sigint(handle) -> threading.Event:
 
 def _progress_bar(handle, config, args):
     stream = (config.cli.get("progress") or [None])[0]
-    if args.no_progress or args.quiet or stream is None or stream not in handle.runner.streams:
+    if args.no_progress or args.quiet or stream is None or stream not in handle.streams:
         return None
     from tqdm import tqdm
 
@@ -262,40 +285,54 @@ def _progress_bar(handle, config, args):
                 bar.refresh()
         bar.update(1)
 
-    handle.runner.observe(stream, on_packet)
+    handle.observe(stream, on_packet)
     return bar
 
 
 def _list_engines() -> int:
-    try:
-        from calculators.inference.engines import list_engines
-    except ImportError as exc:
-        print(f"error: the inference calculators are not available: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    from .engines import list_engines
+
     rows = list_engines()
     width = max(len(r["name"]) for r in rows) if rows else 4
     for r in rows:
         if r["installed"]:
             devices = ", ".join(r.get("devices") or []) or "?"
-            print(f"{r['name']:<{width}}  {r.get('version') or '?':<12}  devices: {devices}  "
-                  f"formats: {', '.join(r.get('formats') or [])}")
+            names = ", ".join(r.get("device_names") or [])
+            line = (f"{r['name']:<{width}}  {r.get('version') or '?':<12}  devices here: {devices}"
+                    + (f" (accepts {names})" if names else "")
+                    + f"  formats: {', '.join(r.get('formats') or [])}")
+            if r.get("options"):
+                line += f"  options: {', '.join(r['options'])}"
+            if r.get("error"):
+                line += f"  ({r['error']})"
+            print(line)
         else:
-            print(f"{r['name']:<{width}}  not installed  ({r.get('hint', '')})")
+            print(f"{r['name']:<{width}}  not installed  ({r.get('error') or r.get('hint', '')})")
     return EXIT_OK
 
 
 def _list_calculators() -> int:
-    from . import registry
+    from .registry import CALCULATORS
 
-    for name in registry.known_names():
+    for name in CALCULATORS.names():
         try:
-            cls = registry.get_calculator(name)
+            cls = CALCULATORS.get(name)
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         except Exception as exc:  # a broken plugin must not hide the others
             doc = f"(failed to load: {exc})"
         print(f"{name:<36} {doc}")
-    for module, why in sorted(registry.import_failures.items()):
-        print(f"(not loaded: {module}: {why})")
+    return EXIT_OK
+
+
+def _list_graphs() -> int:
+    from .resources import builtin_graphs
+
+    graphs = builtin_graphs()
+    width = max((len(g.name) for g in graphs), default=4)
+    for g in graphs:
+        print(f"{g.name:<{width}}  {g.description}")
+    if not graphs:
+        print("no built-in graphs installed", file=sys.stderr)
     return EXIT_OK
 
 

@@ -26,19 +26,19 @@ class Graph:
         results = Graph.from_string(text).run(inputs={"in": [1, 2, 3]}, outputs=["out"])
     """
 
-    def __init__(self, config: GraphConfig | str | Path, overrides: list[str] | None = None):
+    def __init__(self, config: GraphConfig | str | Path, overrides: list | None = None):
         if isinstance(config, (str, Path)):
             config = load_graph(config, overrides)
         self.config: GraphConfig = config
         self.plan: GraphPlan = validate(config)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Graph":
+    def from_yaml(cls, path: str | Path, overrides: list | None = None) -> "Graph":
         return cls(load_graph(path, overrides))
 
     @classmethod
     def from_string(cls, text: str, filename: str = "<graph>", base_dir: str | Path = ".",
-                    overrides: list[str] | None = None) -> "Graph":
+                    overrides: list | None = None) -> "Graph":
         return cls(parse_graph(text, filename, base_dir, overrides))
 
     def start(self, outputs: Iterable[str] = (), side_inputs: Mapping[str, Any] | None = None,
@@ -70,64 +70,65 @@ class Graph:
             for t in feeders:
                 t.join(timeout=1.0)
             self.last_stats = handle.stats
-            self.last_problems = list(handle.runner.problems)
+            self.last_problems = handle.problems
         return collected
 
 
 class GraphHandle:
-    """A running graph: send packets, close inputs, iterate outputs, stop, wait."""
+    """A running graph: send packets, close inputs, iterate or observe outputs, stop, wait; then its stats and
+    the problems its nodes reported."""
 
     def __init__(self, graph: Graph, outputs: list[str], side_inputs: dict[str, Any], trace: bool,
                  collect: dict[str, list[Packet]] | None = None):
         self.graph = graph
         self.trace_events: list | None = [] if trace else None
-        self.runner = GraphRunner(graph.plan, side_inputs, self.trace_events)
+        self._runner = runner = GraphRunner(graph.plan, side_inputs, self.trace_events)
         self._queues: dict[str, queue.Queue] = {}
         self._next_ts: dict[str, int] = {}
         self._feed_error: BaseException | None = None
-        unknown = [o for o in list(outputs) + list(collect or {}) if o not in self.runner.streams]
+        unknown = [o for o in list(outputs) + list(collect or {}) if o not in runner.streams]
         if unknown:
             raise PipelineError(f"no stream named {', '.join(map(repr, unknown))} in the graph; "
-                                f"streams: {', '.join(self.runner.streams)}")
+                                f"streams: {', '.join(self._runner.streams)}")
         for name in outputs:
             q = self._queues[name] = queue.Queue()
-            self.runner.observe(name, lambda p, q=q: q.put(_END if p is None else p))
+            self._runner.observe(name, lambda p, q=q: q.put(_END if p is None else p))
         for name, sink in (collect or {}).items():
-            self.runner.observe(name, lambda p, sink=sink: p is not None and sink.append(p))
-        self.runner.open()
-        self.runner.start()
+            self._runner.observe(name, lambda p, sink=sink: p is not None and sink.append(p))
+        self._runner.open()
+        self._runner.start()
 
     # inputs
     def send(self, name: str, payload: Any, timestamp: int | None = None) -> None:
         """Send `payload` on graph input `name`; blocks while a lossless queue it feeds is full."""
-        if name not in self.runner.graph_inputs:
-            raise PipelineError(f"'{name}' is not a graph input; inputs: {', '.join(self.runner.graph_inputs) or '(none)'}")
+        if name not in self._runner.graph_inputs:
+            raise PipelineError(f"'{name}' is not a graph input; inputs: {', '.join(self._runner.graph_inputs) or '(none)'}")
         if isinstance(payload, Packet) and timestamp is None:
             payload, timestamp = payload.payload, payload.timestamp
         if timestamp is None:
             timestamp = self._next_ts.get(name, 0)
         self._next_ts[name] = timestamp + 1
-        self.runner.send_input(name, payload, timestamp)
+        self._runner.send_input(name, payload, timestamp)
 
     def close_input(self, name: str) -> None:
-        self.runner.close_input(name)
+        self._runner.close_input(name)
 
     def close_inputs(self) -> None:
-        for name in self.runner.graph_inputs:
-            self.runner.close_input(name)
+        for name in self._runner.graph_inputs:
+            self._runner.close_input(name)
 
     def _feed(self, name: str, items: Iterable[Any]) -> None:
         try:
             for item in items:
                 self.send(name, item)
         except BaseException as exc:
-            if self.runner.cancelled:
+            if self._runner.cancelled:
                 return  # the graph stopped first; its own error is what the caller sees
             if not isinstance(exc, PipelineError):
                 wrapped = PipelineError(f"graph input '{name}': the input iterable raised {type(exc).__name__}: {exc}")
                 wrapped.__cause__ = exc
                 exc = wrapped
-            self.runner.cancel(exc)
+            self._runner.cancel(exc)
             return
         try:
             self.close_input(name)
@@ -142,8 +143,8 @@ class GraphHandle:
             try:
                 item = q.get(timeout=0.1 if timeout is None else timeout)
             except queue.Empty:
-                if self.runner.done_event.is_set() and q.empty():
-                    if self.runner.error is not None:
+                if self._runner.done_event.is_set() and q.empty():
+                    if self._runner.error is not None:
                         self.wait()
                     return
                 if timeout is not None:
@@ -153,24 +154,46 @@ class GraphHandle:
                 return
             yield item
 
+    def observe(self, stream: str, callback) -> None:
+        """Call `callback(packet)` for every packet on `stream`, and `callback(None)` when it closes. Runs on the
+        scheduler's thread under its lock: keep it quick (count, copy a reference), never block."""
+        if stream not in self._runner.streams:
+            raise PipelineError(f"no stream named '{stream}' in the graph; streams: {', '.join(self._runner.streams)}")
+        self._runner.observe(stream, callback)
+
+    @property
+    def streams(self) -> list[str]:
+        """The names of every stream of the running graph."""
+        return list(self._runner.streams)
+
+    @property
+    def problems(self) -> list[str]:
+        """Problems nodes reported without stopping the graph (a truncated input), in order."""
+        return list(self._runner.problems)
+
+    @property
+    def started_at(self) -> float:
+        """`time.perf_counter()` when the graph started (trace timestamps are relative to it)."""
+        return self._runner.started_at
+
     # control
     def stop(self) -> None:
-        self.runner.request_stop()
+        self._runner.request_stop()
 
     def cancel(self) -> None:
-        self.runner.cancel()
+        self._runner.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the graph finishes; raises the first error (a CalculatorError naming node and timestamp)."""
-        return self.runner.wait(timeout)
+        return self._runner.wait(timeout)
 
     @property
     def stats(self) -> GraphStats:
-        return collect_stats(self.runner)
+        return collect_stats(self._runner)
 
     @property
     def done(self) -> bool:
-        return self.runner.done_event.is_set()
+        return self._runner.done_event.is_set()
 
     def __enter__(self) -> "GraphHandle":
         return self

@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from . import paths
 from .ports import type_name
 
 _MISSING = dataclasses.MISSING
@@ -20,8 +21,13 @@ class OptionError(ValueError):
         self.key = key
 
 
-def build_options(options_cls: type, values: dict[str, Any]) -> tuple[Any, list[OptionError]]:
-    """Return (Options instance or None, errors). Every bad key is reported, not just the first."""
+def build_options(options_cls: type, values: dict[str, Any],
+                  base_dir: typing.Callable[[str], Path | None] | None = None) -> tuple[Any, list[OptionError]]:
+    """Return (Options instance or None, errors). Every bad key is reported, not just the first.
+
+    Options typed with a path type (`pipelines.paths.InputFile`, `OutputFile`, `MediaSource`, alone or in a
+    tuple) are resolved here; `base_dir(key)` says which folder a relative path in that option is relative to
+    (None: the working directory)."""
     fields = {f.name: f for f in dataclasses.fields(options_cls)} if dataclasses.is_dataclass(options_cls) else {}
     try:
         hints = typing.get_type_hints(options_cls)
@@ -37,9 +43,11 @@ def build_options(options_cls: type, values: dict[str, Any]) -> tuple[Any, list[
             errors.append(OptionError(f"unknown option '{key}'.{hint} Valid: {valid}", key))
             continue
         try:
-            kwargs[key] = coerce(value, hints.get(key, Any))
+            kwargs[key] = coerce(value, hints.get(key, Any), base_dir(key) if base_dir else None)
         except TypeError as exc:
             errors.append(OptionError(f"option '{key}': expected {exc}, got {value!r}", key))
+        except PathOptionError as exc:
+            errors.append(OptionError(f"option '{key}': {exc}", key))
     for name, f in fields.items():
         if name not in values and f.default is _MISSING and f.default_factory is _MISSING:
             errors.append(OptionError(f"missing required option '{name}' ({type_name(hints.get(name, Any))})", name))
@@ -51,11 +59,24 @@ def build_options(options_cls: type, values: dict[str, Any]) -> tuple[Any, list[
         return None, [OptionError(f"invalid options: {exc}")]
 
 
-def coerce(value: Any, hint: Any) -> Any:
+class PathOptionError(ValueError):
+    """A path option names a file that is not there, or an output that cannot be written."""
+
+
+def coerce(value: Any, hint: Any, base: Path | None = None) -> Any:
     """Return `value` converted to `hint` where that is lossless (list -> tuple, int -> float), else raise
-    TypeError carrying a description of what was expected."""
+    TypeError carrying a description of what was expected. Path types resolve against `base`."""
     if hint is Any or hint is object:
         return value
+    if hint in paths.PATH_TYPES:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and hint is paths.MediaSource:
+            value = str(value)  # a camera index
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise TypeError("a path")
+        try:
+            return hint(paths.resolve(hint, value, base))
+        except ValueError as exc:
+            raise PathOptionError(str(exc)) from None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Union or origin is types.UnionType:
@@ -65,7 +86,7 @@ def coerce(value: Any, hint: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return coerce(value, arg)
+                return coerce(value, arg, base)
             except TypeError:
                 pass
         raise TypeError(" or ".join(_describe(a) for a in args))
@@ -82,8 +103,8 @@ def coerce(value: Any, hint: Any) -> Any:
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise TypeError(_describe(hint))
-            return tuple(coerce(v, a) for v, a in zip(value, args))
-        items = [coerce(v, item) for v in value]
+            return tuple(coerce(v, a, base) for v, a in zip(value, args))
+        items = [coerce(v, item, base) for v in value]
         if origin is tuple or hint is tuple:
             return tuple(items)
         if origin in (set, frozenset):

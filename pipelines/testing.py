@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from . import registry
+from .registry import CALCULATORS
 from .config import parse_graph
 from .graph import Graph
 from .packet import Packet
@@ -28,7 +28,7 @@ class CalculatorRunner:
         if not isinstance(node, dict) or "calculator" not in node:
             raise ValueError("CalculatorRunner takes one node as YAML, with at least 'calculator:'")
         self.node = node
-        self.cls = registry.get_calculator(node["calculator"])
+        self.cls = CALCULATORS.get(node["calculator"])
         self.timeout = timeout
         self.graph: Graph | None = None
 

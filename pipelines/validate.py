@@ -3,15 +3,30 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import registry
-from .config import GraphConfig, NodeConfig, QueueConfig
-from .subgraphs import subgraph_names
-from .errors import GraphValidationError, Issue
+from .config import INPUT_POLICIES, GraphConfig, NodeConfig, QueueConfig
+from .errors import GraphValidationError, Issue, PluginLoadError
 from .options import build_options
 from .ports import type_name, types_compatible
+from .subgraphs import subgraph_names
+
+
+class ResolvedInput(NamedTuple):
+    """One stream a node consumes on one of its input ports."""
+
+    tag: str
+    index: int  # the stream's place on a `.multiple()` port
+    stream: str
+    back_edge: bool
+    queue: QueueConfig
+
+
+class ResolvedOutput(NamedTuple):
+    tag: str
+    index: int
+    stream: str
 
 
 @dataclass
@@ -20,9 +35,8 @@ class ResolvedNode:
     cls: type
     options: Any
     input_policy: str
-    #: tag -> list of (stream, back_edge, queue config)
-    inputs: list[tuple[str, int, str, bool, QueueConfig]] = field(default_factory=list)
-    outputs: list[tuple[str, int, str]] = field(default_factory=list)
+    inputs: list[ResolvedInput] = field(default_factory=list)
+    outputs: list[ResolvedOutput] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -42,9 +56,8 @@ def validate(graph: GraphConfig) -> GraphPlan:
     issues: list[Issue] = list(graph.issues)
     nodes: list[ResolvedNode] = []
     active = [n for n in graph.nodes if n.enabled]
-    base_dir = Path(graph.file).parent if graph.file else Path(".")
     for node in active:
-        resolved = _resolve_node(node, graph, base_dir, issues)
+        resolved = _resolve_node(node, graph, issues)
         if resolved is not None:
             nodes.append(resolved)
     resolved_names = {rn.name for rn in nodes}
@@ -66,16 +79,26 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
     return out
 
 
-def _resolve_node(node: NodeConfig, graph: GraphConfig, base_dir: Path, issues: list[Issue]) -> ResolvedNode | None:
+def _resolve_node(node: NodeConfig, graph: GraphConfig, issues: list[Issue]) -> ResolvedNode | None:
     try:
         cls = registry.get_calculator(node.calculator)
+    except PluginLoadError as exc:
+        issues.append(node.issue(str(exc)))
+        return None
     except registry.RegistryError:
-        msg = registry.unknown_calculator_message(node.calculator, subgraph_names(base_dir))
+        msg = registry.unknown_calculator_message(node.calculator, subgraph_names(node.home))
         issues.append(node.issue(msg))
         return None
-    options, errors = build_options(cls.Options, node.options)
+    options, errors = build_options(cls.Options, node.options, node.base_dir)
     for err in errors:
         issues.append(node.issue(str(err), node.option_lines.get(err.key or "", node.line)))
+    if options is not None:
+        try:
+            found = list(cls.check(options))
+        except Exception as exc:  # a check that breaks must not hide the graph's other faults
+            found = [f"checking the options failed: {type(exc).__name__}: {exc}"]
+        for message in found:
+            issues.append(node.issue(message))
     policy = node.input_policy or cls.input_policy
     in_ports, out_ports = cls.input_ports(), cls.output_ports()
     resolved = ResolvedNode(node, cls, options, policy)
@@ -88,7 +111,7 @@ def _resolve_node(node: NodeConfig, graph: GraphConfig, base_dir: Path, issues: 
             issues.append(node.issue(f"input {tag} takes one stream, got {len(refs)}: {', '.join(r.stream for r in refs)}"))
         for index, ref in enumerate(refs):
             queue = ref.queue or node.queue or QueueConfig()
-            resolved.inputs.append((tag, index, ref.stream, ref.back_edge, queue))
+            resolved.inputs.append(ResolvedInput(tag, index, ref.stream, ref.back_edge, queue))
     for tag, port in in_ports.items():
         if tag not in node.inputs and not port.is_optional:
             issues.append(node.issue(f"required input {tag} ({port.type_name}) is not connected"))
@@ -100,11 +123,11 @@ def _resolve_node(node: NodeConfig, graph: GraphConfig, base_dir: Path, issues: 
         if len(streams) > 1 and not port.is_multiple:
             issues.append(node.issue(f"output {tag} produces one stream, got {len(streams)}: {', '.join(streams)}"))
         for index, stream in enumerate(streams):
-            resolved.outputs.append((tag, index, stream))
+            resolved.outputs.append(ResolvedOutput(tag, index, stream))
     if node.executor and node.executor not in graph.executors:
         valid = ", ".join(graph.executors) or "(none declared under 'executors:')"
         issues.append(node.issue(f"unknown executor '{node.executor}'. Valid: {valid}"))
-    if policy not in ("sync", "immediate"):
+    if policy not in INPUT_POLICIES:
         issues.append(node.issue(f"calculator declares an unknown input policy {policy!r}"))
     return resolved
 

@@ -100,6 +100,12 @@ class DisplayCalculator(Calculator):
           options: {title: framegraph}
     """
 
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """(True, backend) when a window can be opened here, else (False, why): run-graph asks this of the
+        node its graph's ``cli: display:`` names, and leaves the node out when it says no."""
+        return display_available()
+
     @dataclass(frozen=True)
     class Options:
         title: str = "framegraph"

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from pipelines import Calculator, Output, SourceOpenError, Stop, register_calculator
+from pipelines import Calculator, MediaSource, Output, SourceOpenError, Stop, register_calculator
+from pipelines.paths import resolve
 from pipelines.types import Frame
 
 from ._live_capture import LatestFrameReader, Pacer, ffmpeg_reason, open_camera, open_stream
@@ -48,7 +49,9 @@ class VideoSourceCalculator(Calculator):
 
     @dataclass(frozen=True)
     class Options:
-        source: str  # "0".."9" camera; file or rtsp://, http(s):// URL; image; folder or glob of images
+        # "0".."9" camera; file or rtsp://, http(s):// URL; image; folder or glob of images. Relative paths: against
+        # the graph's folder, then the graph libraries (the validator resolves them).
+        source: MediaSource
         realtime: bool = False  # pace files and image folders at their frame rate, as a camera would
         max_frames: int = 0  # 0: every frame
         fps: float = 0.0  # frame rate where the source has none (image folders: 30; cameras: what they say)
@@ -72,7 +75,8 @@ class VideoSourceCalculator(Calculator):
 
     def open(self, ctx):
         opts = self.options
-        self._source = src = _bundled_if_missing(str(opts.source).strip())
+        # Built without the validator (Python API), a relative path is resolved the same way, from here.
+        self._source = src = resolve(MediaSource, str(opts.source).strip(), None)
         self._count = 0  # frames emitted
         self._last_ts = -1
         self._warned_ts = False
@@ -273,9 +277,5 @@ class VideoSourceCalculator(Calculator):
 
 
 def _bundled_if_missing(src: str) -> str:
-    """A relative path missing here but present in the project (the graphs' default assets/media clip) is
-    taken from the project, so a shipped graph runs from any folder."""
-    if os.path.isabs(src) or os.path.exists(src) or "://" in src:
-        return src
-    bundled = Path(__file__).resolve().parents[2] / src
-    return str(bundled) if bundled.exists() else src
+    """Kept for callers that resolve a source themselves: the same rule as the validator's (`pipelines.paths`)."""
+    return resolve(MediaSource, src, None)
