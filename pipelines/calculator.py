@@ -92,8 +92,18 @@ class CalculatorContext:
         self.side_inputs = side_inputs
         self.logger = logging.getLogger(f"framegraph.{node.name}")
         self.timestamp: int | None = None
-        self._inputs: dict[str, Any] = {}
+        self._inputs: Mapping[str, Any] = {}
         self._outputs: list = []
+
+    def begin(self, timestamp: int | None, inputs: Mapping[str, Any]) -> list:
+        """Called by the scheduler only, before each open/process/close call: set the current timestamp and the
+        input payloads (tag -> payload, a list for a ``.multiple()`` port), and return a fresh outbox, the list
+        that `send` and `set_next_timestamp_bound` append ``(tag, index, timestamp, value)`` to (index -1 for a
+        bound). The scheduler delivers the outbox once the call returns."""
+        self.timestamp = timestamp
+        self._inputs = inputs
+        outbox = self._outputs = []
+        return outbox
 
     def get(self, port: Port | str, default: Any = None) -> Any:
         """The payload on `port` at the current timestamp, or `default`. A `.multiple()` port gives a list."""
@@ -109,7 +119,9 @@ class CalculatorContext:
         return value is not None
 
     def send(self, port: Port | str, value: Any, timestamp: int | None = None, index: int = 0) -> None:
-        """Emit `value` on `port` at `timestamp` (default: the current one). Delivered after process returns."""
+        """Emit `value` on `port` at `timestamp` (default: the current one). Delivered after process returns.
+        Timestamps run from 0 to ``MAX_TIMESTAMP`` and strictly increase per stream; any other is a
+        TimestampError naming the stream, which fails the graph."""
         tag = port if isinstance(port, str) else port.tag
         ts = self.timestamp if timestamp is None else int(timestamp)
         if ts is None:
@@ -118,7 +130,8 @@ class CalculatorContext:
         self._outputs.append((tag, index, ts, value))
 
     def set_next_timestamp_bound(self, port: Port | str, timestamp: int) -> None:
-        """Promise that nothing earlier than `timestamp` will be sent on `port`."""
+        """Promise that nothing earlier than `timestamp` will be sent on `port`. A bound of ``DONE`` closes the
+        port's streams (nothing can follow); a bound past it is a TimestampError."""
         tag = port if isinstance(port, str) else port.tag
         self._outputs.append((tag, -1, int(timestamp), None))
 
@@ -179,7 +192,7 @@ def calculator(func: Callable | None = None, *, name: str | None = None,
         multi = outputs is not None
 
         def process(self, ctx):
-            kwargs = {pname: ctx._inputs.get(tag) for pname, tag in in_tags}
+            kwargs = {pname: ctx.get(tag) for pname, tag in in_tags}
             result = fn(**kwargs, **dataclasses.asdict(self.options))
             if result is None:
                 return None

@@ -1,16 +1,40 @@
 """A node as the scheduler sees it: the calculator instance, its queues, its streams and its counters."""
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from array import array
 from typing import Any
 
 from .calculator import CalculatorContext
-from .packet import DONE
+from .errors import CalculatorError
+from .packet import DONE, Packet, Stop
 from .streams import InputQueue, Stream
 from .validate import ResolvedNode
 
 # What a worker does with a node it picked up.
 PROCESS, SOURCE, CLOSE = "process", "source", "close"
+#: The result of a call that raised.
+FAILED = object()
+
+#: A worker may call a node on several queued input sets in a row (`take_batch`): one lock round trip instead
+#: of one per packet, which is most of the cost of a cheap node. A batch ends once it has run this long, and
+#: the next one is sized to fit, so a slow calculator hands on each result as soon as it has it.
+BATCH_SECONDS = 0.0002
+
+_UNLIMITED = 1 << 62
+
+log = logging.getLogger("framegraph.runner")  # the scheduler's logger, where these warnings always went
+
+
+def wrap_error(node: "NodeRuntime", method: str, ts: int | None, exc: BaseException) -> BaseException:
+    """`exc` as a CalculatorError naming the node, its calculator, the method and the timestamp."""
+    if isinstance(exc, CalculatorError):
+        return exc
+    err = CalculatorError(node.name, node.calculator_name, method, ts, exc)
+    err.__cause__ = exc
+    return err
 
 
 class NodeStats:
@@ -55,6 +79,11 @@ class NodeRuntime:
         self.is_source = not self.sync_inputs and not self.back_inputs
         # The common case (one input, no back edge) gets a fast path through readiness and popping.
         self.single = self.sync_inputs[0] if len(self.sync_inputs) == 1 and not self.back_inputs else None
+        # ... and may take several packets per scheduling round (take_batch) when its queue is lossless: a
+        # dropping queue must keep dropping its oldest while a slow call runs, not hand them out in batches.
+        self.batches = self.single is not None and not self.multiple and self.single.throttles
+        self.room = _UNLIMITED  # packets the running batch may send before its fullest downstream queue is full
+        self.batch_limit = 1  # input sets per batch: as many as the runner expects to fit its time budget
         self.producers: list[NodeRuntime] = []  # filled once streams are wired
         self.fed_by_graph_input = False
         self.executor = None
@@ -77,7 +106,7 @@ class NodeRuntime:
 
     def is_throttled(self) -> bool:
         for q in self.blocking_consumers:
-            if len(q.items) >= q.maxsize and not q.discarding:
+            if len(q.items) + q.held >= q.maxsize and not q.discarding:
                 return True
         return False
 
@@ -152,6 +181,110 @@ class NodeRuntime:
             if q.items and q.items[0].timestamp == ts:
                 taken.append((q, q.items.popleft().payload))
         return ts, self._as_inputs(taken)
+
+    def take_batch(self) -> list[tuple[int, dict[str, Any]]]:
+        """Take the next input sets off the queues (under the lock): several for a node that `batches` (as many
+        as are queued, as its fullest lossless downstream queue has room for, and as `batch_limit` says), else
+        one (or none).
+
+        Calling a cheap calculator on a batch costs one lock round trip instead of one per packet. The packets
+        past the first stay counted in the queue (`held`) until `end_batch`, so producers are throttled exactly
+        as if they were taken one at a time; those not processed go back to the front of the queue."""
+        if not self.batches:
+            popped = self.pop_input_set()
+            return [popped] if popped is not None else []
+        single = self.single
+        items = single.items
+        if not items:
+            return []
+        room = _UNLIMITED
+        for q in self.blocking_consumers:
+            if not q.discarding and q.maxsize - len(q.items) - q.held < room:
+                room = q.maxsize - len(q.items) - q.held  # > 0: the caller checked the node is not throttled
+        self.room = room
+        n = min(len(items), room, self.batch_limit)
+        tag = single.tag
+        popleft = items.popleft
+        batch = []
+        for _ in range(n):
+            packet = popleft()
+            batch.append((packet.timestamp, {tag: packet.payload}))
+        single.held = n - 1
+        self.stats.packets_in += n
+        return batch
+
+    def end_batch(self, batch: list[tuple[int, dict[str, Any]]], done: int, elapsed: float) -> bool:
+        """After a batch (under the lock) that called the calculator on the first `done` input sets in `elapsed`
+        seconds: size the next batch to that pace and put the sets not processed back in front, in order.
+        Returns True if the queue has more room than producers were shown during the batch."""
+        if not self.batches:
+            return False  # one input set at a time: nothing is ever left over
+        self.batch_limit = max(1, int(BATCH_SECONDS * done / max(elapsed, 1e-9)))
+        unprocessed = batch[done:]
+        single = self.single
+        freed = single.held > len(unprocessed)
+        single.held = 0
+        if unprocessed:
+            tag = single.tag
+            items = single.items
+            for ts, inputs in reversed(unprocessed):
+                items.appendleft(Packet(ts, inputs[tag]))
+            self.stats.packets_in -= len(unprocessed)
+        return freed
+
+    def call(self, kind: str, batch: list, calls: list) -> BaseException | None:
+        """Outside the lock: call the calculator on each input set of `batch` in turn, appending (timestamp,
+        outbox, result) to `calls`; result is FAILED for a call that raised.
+
+        Returns the error (wrapped) that must fail the graph, if any. A batch stops early at a Stop (or any
+        other result), an error, a cancel, once it has sent as many packets as the room downstream it was sized
+        for (`room`), or after BATCH_SECONDS."""
+        ctx = self.ctx
+        closing = kind == CLOSE
+        method = "close" if closing else "process"
+        fn = self.calc.close if closing else self.calc.process
+        runner = self.runner
+        stats = self.stats
+        trace = runner.trace
+        room = self.room
+        sent = 0
+        perf = time.perf_counter
+        first = perf()
+        for ts, inputs in batch:
+            outbox = ctx.begin(ts, inputs)
+            start = perf()
+            result = None
+            try:
+                if closing:
+                    self.closed = True
+                    fn(ctx)
+                else:
+                    result = fn(ctx)
+            except Stop:
+                result = Stop
+            except Exception as exc:
+                if self.on_error != "skip" or kind != PROCESS:
+                    calls.append((ts, outbox, FAILED))
+                    return wrap_error(self, method, ts, exc)
+                stats.errors += 1
+                log.warning('node "%s" (%s): skipped the packet at %s: %s: %s', self.name, self.calculator_name,
+                            ts, type(exc).__name__, exc)
+                outbox.clear()
+            end = perf()
+            if not closing:
+                if not stats.first_start:
+                    stats.first_start = start
+                stats.last_end = end
+                stats.latencies.append(end - start)
+            if trace is not None:
+                trace.append((self.name, threading.get_ident(), start, end, ts, method))
+            calls.append((ts, outbox, result))
+            if result is not None:
+                break
+            sent += len(outbox)
+            if sent >= room or end - first > BATCH_SECONDS or runner.cancelled:
+                break
+        return None
 
     def _as_inputs(self, taken: list[tuple[InputQueue, Any]]) -> dict[str, Any]:
         values: dict[str, Any] = {tag: [None] * n for tag, n in self.multiple.items()} if self.multiple else {}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-#: Timestamps are integer microseconds. A stream whose bound reaches DONE is closed.
+#: Timestamps are integer microseconds, from 0 to MAX_TIMESTAMP: a negative one, or one at or past DONE, is a
+#: TimestampError naming the stream. DONE is the end-of-stream sentinel: a stream whose bound reaches it is
+#: closed, so a timestamp bound may be DONE (that closes the stream) but not more.
 DONE = 2**62
 #: Largest timestamp a packet may carry.
 MAX_TIMESTAMP = DONE - 1

@@ -5,14 +5,14 @@ from collections import deque
 from typing import Any, Callable
 
 from .errors import TimestampError
-from .packet import DONE, Packet
+from .packet import DONE, MAX_TIMESTAMP, Packet
 
 
 class InputQueue:
     """One consumer's queue on one stream, with the stream's timestamp bound as this consumer sees it."""
 
     __slots__ = ("node", "tag", "index", "stream", "back_edge", "maxsize", "overflow", "items", "bound",
-                 "max_depth", "drops", "discarding")
+                 "max_depth", "drops", "discarding", "throttles", "held")
 
     def __init__(self, node, tag: str, index: int, stream: str, back_edge: bool, maxsize: int, overflow: str):
         self.node = node
@@ -27,15 +27,15 @@ class InputQueue:
         self.max_depth = 0
         self.drops = 0
         self.discarding = False  # the consumer stopped early: accept and forget
-
-    @property
-    def throttles(self) -> bool:
-        """A full queue of this kind holds its producer back instead of dropping."""
-        return self.overflow == "block" and not self.back_edge
+        #: A full queue of this kind holds its producer back instead of dropping.
+        self.throttles = overflow == "block" and not back_edge
+        #: Packets a running batch took off the front beyond its first (see NodeRuntime.take_batch): still
+        #: counted as queued, so a producer sees the same room as if the consumer took one at a time.
+        self.held = 0
 
     @property
     def full(self) -> bool:
-        return len(self.items) >= self.maxsize
+        return len(self.items) + self.held >= self.maxsize
 
     @property
     def closed(self) -> bool:
@@ -75,12 +75,8 @@ class Stream:
 
     def emit(self, packet: Packet) -> None:
         ts = packet.timestamp
-        if ts < self.bound:
-            if self.bound >= DONE:
-                raise TimestampError(f"stream '{self.name}': packet at {ts} sent after the stream was closed")
-            raise TimestampError(
-                f"stream '{self.name}': timestamp {ts} is not greater than the previous one "
-                f"(next allowed: {self.bound}); timestamps must strictly increase on every stream")
+        if ts < self.bound or ts > MAX_TIMESTAMP:
+            self._refuse(ts)
         self.bound = ts + 1
         for q in self.consumers:
             items = q.items
@@ -94,6 +90,28 @@ class Stream:
                 q.bound = ts + 1
         for observe in self.observers:
             observe(packet)
+
+    def _refuse(self, ts: int) -> None:
+        name = self.name
+        if ts > MAX_TIMESTAMP:  # first: a packet at DONE must not slip through as "the next allowed one"
+            raise TimestampError(f"stream '{name}': timestamp {ts} is at or past the end-of-stream sentinel "
+                                 f"(largest allowed: {MAX_TIMESTAMP})")
+        if self.bound >= DONE:
+            raise TimestampError(f"stream '{name}': packet at {ts} sent after the stream was closed")
+        if ts < 0:
+            raise TimestampError(f"stream '{name}': timestamp {ts} is negative; timestamps are integer "
+                                 f"microseconds from 0 to {MAX_TIMESTAMP}")
+        raise TimestampError(
+            f"stream '{name}': timestamp {ts} is not greater than the previous one "
+            f"(next allowed: {self.bound}); timestamps must strictly increase on every stream")
+
+    def promise(self, bound: int) -> bool:
+        """A calculator's ``set_next_timestamp_bound``: like `raise_bound`, but a bound past DONE is an error
+        rather than a quiet close (DONE itself closes the stream, as the last possible timestamp would)."""
+        if bound > DONE:
+            raise TimestampError(f"stream '{self.name}': timestamp bound {bound} is past the end-of-stream "
+                                 f"sentinel (largest allowed: {DONE}, which closes the stream)")
+        return self.raise_bound(bound)
 
     def raise_bound(self, bound: int) -> bool:
         """Promise nothing earlier than `bound` will come. Returns True if the bound moved."""
