@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import Calculator, Input, PipelineError, register_calculator
+from pipelines import Calculator, Input, register_calculator
+from pipelines.errors import OutputWriteError
 from pipelines.types import Detections, Frame
 
-
-class DetectionsWriteError(PipelineError, OSError):
-    """The detections file cannot be created or written."""
+log = logging.getLogger("framegraph.io.detections_jsonl")
 
 
 @register_calculator
@@ -24,6 +25,9 @@ class DetectionsJsonlCalculator(Calculator):
 
     `keypoints` is left out when the detections have none, `track_id` when they are not tracked. A frame
     with no DETECTIONS packet at its timestamp gets `"detections": []`, so the file has a line for every frame.
+
+    A line that cannot be written (full disk) raises `OutputWriteError` ("cannot write dets.jsonl: no space left
+    on device") and is cut off again, so the file holds whole lines only.
 
     Ports:
         DETECTIONS (Detections), IMAGE (Frame: pixel size and frame number) -> (sink, no outputs)
@@ -52,13 +56,16 @@ class DetectionsJsonlCalculator(Calculator):
     IMAGE = Input[Frame]("IMAGE")
 
     def open(self, ctx):
-        path = Path(self.options.path)
+        self._path = Path(self.options.path)
+        self._file = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("w", encoding="utf-8")
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: each line reaches the OS as it is written (a killed run keeps it), and nothing waits
+            # in a buffer to fail again at close.
+            self._file = self._path.open("wb", buffering=0)
         except OSError as exc:
-            raise DetectionsWriteError(f"detections file '{path}': cannot create it ({exc.strerror or exc}); "
-                                       "check the folder is writable") from exc
+            raise self._write_failed(exc) from exc
+        self._end = 0  # bytes in the file: the end of its last whole line
         self._warned_no_image = False
 
     def process(self, ctx):
@@ -73,8 +80,31 @@ class DetectionsJsonlCalculator(Calculator):
         dets = ctx.get(self.DETECTIONS)
         record = {"frame": frame.index, "timestamp_us": ctx.timestamp, "width": frame.width,
                   "height": frame.height, "detections": self._rows(dets, frame) if dets is not None else []}
-        self._file.write(json.dumps(record, separators=(", ", ": ")) + "\n")
-        self._file.flush()
+        self._write((json.dumps(record, separators=(", ", ": ")) + "\n").encode("utf-8"))
+
+    def _write(self, line: bytes) -> None:
+        try:
+            view = memoryview(line)
+            while view:  # a raw write may take part of the line (the disk filled up half way)
+                view = view[self._file.write(view):]
+        except OSError as exc:
+            self._cut_partial_line()
+            raise self._write_failed(exc) from exc
+        self._end += len(line)
+
+    def _cut_partial_line(self) -> None:
+        try:  # a regular file is cut back; a device such as /dev/full has nothing to cut
+            if self._file.seekable() and self._file.seek(0, os.SEEK_END) > self._end:
+                self._file.truncate(self._end)
+                self._file.seek(self._end)
+        except OSError as exc:
+            log.warning("%s: cannot cut off the partial last line: %s", self._path, exc)
+
+    def _write_failed(self, exc: OSError) -> OutputWriteError:
+        reason = exc.strerror or str(exc)
+        error = OutputWriteError(f"cannot write {self._path}: {reason[:1].lower()}{reason[1:]}")
+        error.errno = exc.errno
+        return error
 
     def _rows(self, dets: Detections, frame: Frame) -> list[dict]:
         d = self.options.decimals
@@ -91,7 +121,9 @@ class DetectionsJsonlCalculator(Calculator):
         return rows
 
     def close(self, ctx):
-        file = getattr(self, "_file", None)
+        file, self._file = getattr(self, "_file", None), None
         if file is not None:
-            file.close()
-            self._file = None
+            try:
+                file.close()
+            except OSError as exc:
+                raise self._write_failed(exc) from exc

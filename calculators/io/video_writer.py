@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import Calculator, Input, PipelineError, register_calculator
+from pipelines.errors import OutputWriteError
 from pipelines.types import Frame
 
 log = logging.getLogger("framegraph.io.video_writer")
@@ -31,7 +33,8 @@ PRIMING_S = 0.1
 
 
 class VideoWriteError(PipelineError, OSError):
-    """An output video cannot be created or written."""
+    """The writer cannot be set up as configured (encoder, container, frame size, audio_from). A failing write
+    (full disk, permission) is an `OutputWriteError` instead."""
 
 
 @register_calculator
@@ -41,6 +44,10 @@ class VideoWriterCalculator(Calculator):
     H.264 (libx264, yuv420p, BT.601 tagged) in fragmented MP4, constant frame rate, one output frame per input
     frame. The file is created on the first frame (its size is known then); a run with no frames writes
     nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
+
+    A write that fails (full disk, permission) raises `OutputWriteError` ("cannot write out.mp4: no space left
+    on device"); the file is then cut back to the last packet written in full, which in fragmented MP4 is the
+    end of a fragment, so what was written plays to its end.
 
     With `audio_from`, every audio stream of that file is copied in (remuxed where the container takes the
     codec, else re-encoded to AAC), in step with the encoded video and up to its end: a run stopped early, or
@@ -66,6 +73,7 @@ class VideoWriterCalculator(Calculator):
         preset: str = "veryfast"  # x264/x265 speed preset
         fps: float = 0.0  # 0: the frames' own fps (Frame.fps), or 25 when they have none
         audio_from: str = ""  # a media file whose audio streams are copied in ("" for none)
+        format: str = ""  # FFmpeg container name (mp4, matroska); "" guesses it from the path's extension
 
         def __post_init__(self):
             if not str(self.path).strip():
@@ -83,17 +91,26 @@ class VideoWriterCalculator(Calculator):
         self._container = self._stream = None
         self._size: tuple[int, int] | None = None  # (width, height) of the input
         self._count = 0
+        self._written = 0  # bytes on disk after the last packet muxed in full
+        self._error: OutputWriteError | None = None  # the first failed write; the file takes no more
         self._path = Path(self.options.path)
+        # What decides fragmenting and the audio codecs: the extension, or the format when one is named.
+        self._kind = f".{self.options.format}" if self.options.format else self._path.suffix.lower()
         self._encoder = ENCODERS.get(self.options.codec.lower(), self.options.codec)
         import av
 
         if self._encoder not in av.codecs_available:
             raise VideoWriteError(f"video writer '{self._path}': encoder '{self._encoder}' (codec "
                                   f"'{self.options.codec}') is not in this PyAV/FFmpeg build; use codec: h264")
+        if self.options.format and self.options.format not in av.formats_available:
+            raise VideoWriteError(f"video writer '{self._path}': format '{self.options.format}' is not in this "
+                                  "PyAV/FFmpeg build; use format: mp4, or leave it empty to follow the extension")
         self._audio = _AudioCopier.open(self.options.audio_from, self._path) if self.options.audio_from else None
 
     def process(self, ctx):
         frame: Frame = ctx.get(self.IMAGE)
+        if self._error is not None:  # on_error: skip goes on after a failed write; the file cannot
+            raise OutputWriteError(str(self._error))
         if self._container is None:
             self._start(frame)
         if (frame.width, frame.height) != self._size:
@@ -120,9 +137,30 @@ class VideoWriterCalculator(Calculator):
         # the muxer's interleaving queue stays short and each fragment on disk has both. Read the times before
         # mux(), which rebases packets to the container's time base.
         ends = [float(p.pts * p.time_base) + 1 / self._fps for p in packets if p.pts is not None]
-        self._container.mux(packets)
+        self._mux(packets)
         if self._audio is not None and ends:
-            self._audio.write_until(self._container, max(ends))
+            self._audio.write_until(self._mux, max(ends))
+
+    def _mux(self, packets) -> None:
+        """Mux a packet or a list of them; a failure becomes OutputWriteError naming the file."""
+        import av
+
+        try:
+            self._container.mux(packets)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._write_failed(exc) from exc
+        if packets:  # flush_packets: what the muxer took is on disk, and in fragmented MP4 ends a fragment
+            try:
+                self._written = os.stat(self._path).st_size
+            except FileNotFoundError:
+                pass  # PyAV holds the first packets back until it can write the header
+
+    def _write_failed(self, exc: BaseException) -> OutputWriteError:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        error = OutputWriteError(f"cannot write {self._path}: {reason[:1].lower()}{reason[1:]}")
+        error.errno = exc.errno if isinstance(exc, OSError) else None
+        self._error = self._error or error
+        return error
 
     def _start(self, frame: Frame) -> None:
         import av
@@ -138,16 +176,17 @@ class VideoWriterCalculator(Calculator):
         # Hand every finished fragment to the OS at once; FFmpeg would otherwise hold 256 KiB in its own buffer,
         # which a killed process takes with it (a short clip would leave only the 28-byte file type box).
         container_options = {"flush_packets": "1"}
-        if self._path.suffix.lower() in FRAGMENTED:
+        if self._kind in FRAGMENTED:
             container_options.update(movflags="frag_keyframe+empty_moov+default_base_moof",
                                      frag_duration=str(FRAGMENT_US))
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            container = av.open(str(self._path), mode="w", options=container_options)
-        except (OSError, ValueError, av.FFmpegError) as exc:
-            raise VideoWriteError(f"video writer '{self._path}': cannot create the file "
-                                  f"({getattr(exc, 'strerror', None) or exc}); check the folder exists and is "
-                                  "writable, and the extension names a container (.mp4, .mkv)") from exc
+            container = av.open(str(self._path), mode="w", format=opts.format or None, options=container_options)
+        except OSError as exc:  # PyAV's errors for a missing folder or a refused file are OSErrors too
+            raise self._write_failed(exc) from exc
+        except (ValueError, av.FFmpegError) as exc:
+            raise VideoWriteError(f"video writer '{self._path}': cannot create the file ({exc}); the extension "
+                                  "must name a container (.mp4, .mkv), or set format: mp4") from exc
         try:
             stream = container.add_stream(self._encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -160,7 +199,7 @@ class VideoWriterCalculator(Calculator):
             if self._encoder in ("libx264", "libx265"):
                 cc.options = {"crf": str(opts.crf), "preset": opts.preset}
             if self._audio is not None:
-                self._audio.add_streams(container, self._path.suffix.lower())
+                self._audio.add_streams(container, self._kind)
         except (ValueError, av.FFmpegError) as exc:
             container.close()
             raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{self._encoder}': "
@@ -173,18 +212,52 @@ class VideoWriterCalculator(Calculator):
     def close(self, ctx):
         audio, self._audio = self._audio, None
         if self._container is None:
-            log.info("%s: no frames arrived; no file written", self._path)
+            if self._error is None:
+                log.info("%s: no frames arrived; no file written", self._path)
             return audio.close() if audio is not None else None
+        failed = self._error is not None  # then only close what is there: the error was reported already
         try:
-            self._mux_video(self._stream.encode(None))  # the frames still in the encoder's lookahead
-            if audio is not None:
-                audio.write_until(self._container, self._count / self._fps, final=True)
+            if not failed:
+                self._mux_video(self._stream.encode(None))  # the frames still in the encoder's lookahead
+                if audio is not None:
+                    audio.write_until(self._mux, self._count / self._fps, final=True)
+        except BaseException:
+            failed = True
+            raise
         finally:
             if audio is not None:
                 audio.close()
-            container, self._container = self._container, None
+            self._finish(quiet=failed)
+        if not failed:
+            log.info("wrote %s: %d frames%s", self._path, self._count,
+                     f", audio from {audio.source}" if audio else "")
+
+    def _finish(self, quiet: bool) -> None:
+        """Write the trailer and close the file; `quiet` after an earlier error, which must stay the one reported.
+        After any failed write, cut the file back to what was written in full."""
+        import av
+
+        container, self._container = self._container, None
+        try:
             container.close()
-        log.info("wrote %s: %d frames%s", self._path, self._count, f", audio from {audio.source}" if audio else "")
+        except (OSError, av.FFmpegError) as exc:
+            if not quiet:
+                raise self._write_failed(exc) from exc
+            log.debug("%s: closing after the error also failed: %s", self._path, exc)
+        finally:
+            if self._error is not None:
+                self._cut_to_written()
+
+    def _cut_to_written(self) -> None:
+        try:
+            st = os.stat(self._path)
+            if stat.S_ISREG(st.st_mode) and st.st_size > self._written:  # not /dev/full or a pipe
+                os.truncate(self._path, self._written)
+                log.info("%s: cut back to %d bytes, the last packet written in full", self._path, self._written)
+        except FileNotFoundError:
+            pass  # never created: PyAV opens the file with the first packet
+        except OSError as exc:
+            log.warning("%s: cannot cut the file back to its last whole packet: %s", self._path, exc)
 
 
 class _AudioCopier:
@@ -246,8 +319,9 @@ class _AudioCopier:
             log.info("%s: audio stream %d (%s) %s", self.source, stream.index, codec,
                      "re-encoded to AAC" if reencode else "copied")
 
-    def write_until(self, container, until_s: float, final: bool = False) -> None:
-        """Mux every packet that starts before `until_s` (output seconds); with `final`, flush the encoders."""
+    def write_until(self, mux, until_s: float, final: bool = False) -> None:
+        """Mux (with `mux(packets)`) every packet that starts before `until_s` (output seconds); with `final`,
+        flush the encoders."""
         import av
 
         while self._out:
@@ -265,13 +339,13 @@ class _AudioCopier:
             if start >= until_s:
                 self._pending = packet
                 break
-            self._mux(container, packet, start)
+            self._copy(mux, packet, start)
         if final:
             for out, reencode in self._out.values():
                 if reencode:  # stream.encode, not codec_context.encode: only it tags packets with their stream
-                    container.mux(out.encode(None))
+                    mux(out.encode(None))
 
-    def _mux(self, container, packet, start: float) -> None:
+    def _copy(self, mux, packet, start: float) -> None:
         out, reencode = self._out[packet.stream.index]
         if not reencode:
             end = start + float((packet.duration or 0) * packet.time_base)
@@ -280,7 +354,7 @@ class _AudioCopier:
             shift = round(self._zero / packet.time_base)
             packet.pts, packet.dts = packet.pts - shift, None if packet.dts is None else packet.dts - shift
             packet.stream = out
-            return container.mux(packet)
+            return mux(packet)
         for frame in packet.decode():
             if frame.pts is None or float(frame.pts * frame.time_base) < self._zero:
                 continue  # before the first video frame: nothing to play it against
@@ -290,7 +364,7 @@ class _AudioCopier:
                 next_pts = round((float(frame.pts * frame.time_base) - self._zero) * frame.sample_rate)
             frame.pts, frame.time_base = next_pts, Fraction(1, frame.sample_rate)
             self._next_pts[packet.stream.index] = next_pts + frame.samples
-            container.mux(out.encode(frame))
+            mux(out.encode(frame))
 
     def close(self) -> None:
         self._out.clear()
