@@ -71,8 +71,10 @@ def coerce(value: Any, hint: Any, base: Path | None = None) -> Any:
     if hint in paths.PATH_TYPES:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and hint is paths.MediaSource:
             value = str(value)  # a camera index
-        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        if not isinstance(value, (str, os.PathLike)):
             raise TypeError("a path")
+        if not os.fspath(value).strip():
+            return hint("")  # "not set": the calculator's own checks say whether it may be empty
         try:
             return hint(paths.resolve(hint, value, base))
         except ValueError as exc:

@@ -81,17 +81,18 @@ def test_absent_camera():
     assert "camera 7" in line
 
 
-def test_missing_model_file():
-    result = run_graph("graphs/face_detect.yaml", "--set", "face_detection.model=[assets/models/nope.onnx]")
-    assert result.returncode == 1
+def test_missing_model_file_is_refused_at_validation():
+    result = run_graph("graphs/face_detect.yaml", "--set", "face_detection.model=[assets/models/nope.onnx]", "--validate")
+    assert result.returncode == 2
     (line,) = errors(result)
-    assert "nope.onnx" in line and 'face_detection/inference' in line
+    assert "option 'model': file assets/models/nope.onnx not found; looked in " in line
+    assert 'node "face_detection/inference"' in line
 
 
-def test_model_whose_input_shape_does_not_fit():
+def test_model_whose_input_shape_does_not_fit_is_refused_at_validation():
     result = run_graph("graphs/face_detect.yaml", "--set",
-                       "face_detection.model=[assets/models/face_detection_full_range.onnx]")
-    assert result.returncode == 1
+                       "face_detection.model=[assets/models/face_detection_full_range.onnx]", "--validate")
+    assert result.returncode == 2
     (line,) = errors(result)
     assert "face_detection_full_range.onnx" in line and "192" in line and "128" in line
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import Calculator, Input, register_calculator
+from pipelines import Calculator, Input, OutputFile, register_calculator
 from pipelines.errors import OutputWriteError
 from pipelines.types import Detections, Frame
 
@@ -42,7 +42,7 @@ class DetectionsJsonlCalculator(Calculator):
 
     @dataclass(frozen=True)
     class Options:
-        path: str
+        path: OutputFile
         label: str = "face"  # for detections that carry no labels of their own
         decimals: int = 2  # rounding of coordinates and scores
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import Calculator, Input, PipelineError, register_calculator
+from pipelines import Calculator, Input, MediaSource, OutputFile, PipelineError, register_calculator
+from pipelines.paths import resolve
 from pipelines.errors import OutputWriteError
 from pipelines.types import Frame
 
@@ -67,12 +68,12 @@ class VideoWriterCalculator(Calculator):
 
     @dataclass(frozen=True)
     class Options:
-        path: str
+        path: OutputFile
         codec: str = "h264"  # h264 (libx264), hevc (libx265), or any FFmpeg encoder name
         crf: int = 23  # quality: 0 lossless .. 51 worst; 18-28 is the useful range
         preset: str = "veryfast"  # x264/x265 speed preset
         fps: float = 0.0  # 0: the frames' own fps (Frame.fps), or 25 when they have none
-        audio_from: str = ""  # a media file whose audio streams are copied in ("" for none)
+        audio_from: MediaSource = MediaSource("")  # a media file whose audio streams are copied in ("" for none)
         format: str = ""  # FFmpeg container name (mp4, matroska); "" guesses it from the path's extension
 
         def __post_init__(self):
@@ -277,9 +278,9 @@ class _AudioCopier:
     def open(cls, source: str, out_path: Path) -> _AudioCopier | None:
         import av
 
-        from .video_source import _bundled_if_missing, is_live_source
+        from .video_source import is_live_source
 
-        path = _bundled_if_missing(str(source).strip())
+        path = resolve(MediaSource, str(source).strip(), None)
         if is_live_source(path) or os.path.isdir(path) or any(c in path for c in "*?["):
             log.debug("%s: audio_from '%s' is a camera, stream, folder or glob; no audio copied", out_path, path)
             return None

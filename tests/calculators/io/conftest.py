@@ -11,7 +11,7 @@ def run_graph():
         handle = graph.start(outputs=[output])
         packets = list(handle.outputs(output))
         assert handle.wait(timeout), f"graph did not finish within {timeout} s"
-        return packets, list(handle.runner.problems)
+        return packets, handle.problems
 
     return run
 
