@@ -9,7 +9,7 @@ from typing import Any
 
 from .calculator import CalculatorContext
 from .errors import CalculatorError
-from .packet import DONE, Packet, Stop
+from .packet import DONE, Stop, new_packet
 from .streams import InputQueue, Stream
 from .validate import ResolvedNode
 
@@ -228,7 +228,7 @@ class NodeRuntime:
             tag = single.tag
             items = single.items
             for ts, inputs in reversed(unprocessed):
-                items.appendleft(Packet(ts, inputs[tag]))
+                items.appendleft(new_packet((ts, inputs[tag])))
             self.stats.packets_in -= len(unprocessed)
         return freed
 
@@ -240,26 +240,23 @@ class NodeRuntime:
         other result), an error, a cancel, once it has sent as many packets as the room downstream it was sized
         for (`room`), or after BATCH_SECONDS."""
         ctx = self.ctx
-        closing = kind == CLOSE
-        method = "close" if closing else "process"
-        fn = self.calc.close if closing else self.calc.process
-        runner = self.runner
         stats = self.stats
+        if kind == CLOSE:
+            self.closed = True
+            method, fn, latencies = "close", self.calc.close, array("d")  # close() is not a latency
+        else:
+            method, fn, latencies = "process", self.calc.process, stats.latencies
+        runner = self.runner
         trace = runner.trace
         room = self.room
         sent = 0
         perf = time.perf_counter
-        first = perf()
+        first = end = perf()
         for ts, inputs in batch:
             outbox = ctx.begin(ts, inputs)
             start = perf()
-            result = None
             try:
-                if closing:
-                    self.closed = True
-                    fn(ctx)
-                else:
-                    result = fn(ctx)
+                result = fn(ctx)
             except Stop:
                 result = Stop
             except Exception as exc:
@@ -270,12 +267,9 @@ class NodeRuntime:
                 log.warning('node "%s" (%s): skipped the packet at %s: %s: %s', self.name, self.calculator_name,
                             ts, type(exc).__name__, exc)
                 outbox.clear()
+                result = None
             end = perf()
-            if not closing:
-                if not stats.first_start:
-                    stats.first_start = start
-                stats.last_end = end
-                stats.latencies.append(end - start)
+            latencies.append(end - start)
             if trace is not None:
                 trace.append((self.name, threading.get_ident(), start, end, ts, method))
             calls.append((ts, outbox, result))
@@ -284,6 +278,10 @@ class NodeRuntime:
             sent += len(outbox)
             if sent >= room or end - first > BATCH_SECONDS or runner.cancelled:
                 break
+        if kind != CLOSE:
+            if not stats.first_start:
+                stats.first_start = first
+            stats.last_end = end
         return None
 
     def _as_inputs(self, taken: list[tuple[InputQueue, Any]]) -> dict[str, Any]:

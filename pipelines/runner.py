@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import GraphDeadlockError, PipelineError
 from .node import CLOSE, FAILED, PROCESS, SOURCE, NodeRuntime, wrap_error
-from .packet import DONE, Packet, is_stop
+from .packet import DONE, Packet, is_stop, new_packet
 from .streams import Stream
 from .validate import GraphPlan
 
@@ -26,13 +26,28 @@ log = logging.getLogger("framegraph.runner")
 
 
 class Executor:
-    def __init__(self, name: str, threads: int, lock: threading.Lock):
+    """A pool of worker threads and the nodes ready to run on it; guarded by the runner's lock."""
+
+    def __init__(self, name: str, threads: int):
         self.name = name
         self.threads = threads
         self.ready: deque[NodeRuntime] = deque()
-        self.cond = threading.Condition(lock)
         self.workers: list[threading.Thread] = []
-        self.waiting = 0  # workers asleep on cond: nobody to notify when it is 0
+        # A worker with nothing to do sleeps on a lock of its own, held, which whoever schedules a node releases
+        # to wake it: what threading.Condition does inside, without its Python bookkeeping on every wake-up
+        # (one per batch per hop, a good part of the cost of a cheap node).
+        self.sleeping: list[threading.Lock] = []
+
+    def sleep(self, lock: threading.Lock, wake: threading.Lock) -> None:
+        """Called with `lock` held by a worker whose `wake` lock it holds; returns, `lock` held, once woken."""
+        self.sleeping.append(wake)
+        lock.release()
+        wake.acquire()
+        lock.acquire()
+
+    def wake_all(self) -> None:
+        while self.sleeping:
+            self.sleeping.pop().release()
 
 
 class GraphRunner:
@@ -75,12 +90,12 @@ class GraphRunner:
         self.busy = 0  # nodes scheduled or running: when it drops to 0, look for the end or a deadlock
         self.executors: dict[str, Executor] = {}
         for name, ex in plan.config.executors.items():
-            self.executors[name] = Executor(name, ex.threads, self.lock)
+            self.executors[name] = Executor(name, ex.threads)
         for node in self.nodes:
             name = node.config.executor
             if name is None:
                 name = f"node:{node.name}"
-                self.executors[name] = Executor(name, 1, self.lock)
+                self.executors[name] = Executor(name, 1)
             node.executor = self.executors[name]
 
     # ------------------------------------------------------------ lifecycle
@@ -157,14 +172,17 @@ class GraphRunner:
                     raise PipelineError(f"graph input '{name}': the graph has stopped") from self.error
                 if stream.bound >= DONE:
                     raise PipelineError(f"graph input '{name}' is closed")
-                if not any(q.throttles and q.full and not q.discarding for q in stream.consumers):
+                for q in stream.consumers:  # any lossless queue full? (not any(...): this runs for every packet)
+                    if q.throttles and len(q.items) + q.held >= q.maxsize and not q.discarding:
+                        break
+                else:
                     break
                 self.space_waiters += 1
                 try:
                     self.space.wait(0.5)
                 finally:
                     self.space_waiters -= 1
-            stream.emit(Packet(timestamp, payload))
+            stream.emit(new_packet((timestamp, payload)))
             self._schedule_consumers(stream)
 
     def close_input(self, name: str) -> None:
@@ -182,13 +200,13 @@ class GraphRunner:
 
     def _worker(self, ex: Executor) -> None:
         lock = self.lock
+        wake = threading.Lock()
+        wake.acquire()
         lock.acquire()
         try:
             while True:
                 while not ex.ready and not self.terminate:
-                    ex.waiting += 1
-                    ex.cond.wait()
-                    ex.waiting -= 1
+                    ex.sleep(lock, wake)
                 if self.terminate:
                     return
                 node = ex.ready.popleft()
@@ -220,7 +238,6 @@ class GraphRunner:
         else:
             batch = _NO_BATCH
         calls: list[tuple[int | None, list, Any]] = []  # (timestamp, outbox, result) of each call made
-        failure = None
         node.running = True
         self.lock.release()
         started = time.perf_counter()
@@ -264,7 +281,7 @@ class GraphRunner:
                     stream = slots[index] if index < len(slots) else None
                     if stream is None:
                         continue
-                    stream.emit(Packet(out_ts, value))
+                    stream.emit(new_packet((out_ts, value)))
                 except PipelineError as exc:
                     raise wrap_error(node, method, ts, exc) from exc
                 if out_ts > max_sent:
@@ -367,8 +384,8 @@ class GraphRunner:
         self.busy += 1
         ex = node.executor
         ex.ready.append(node)
-        if ex.waiting:
-            ex.cond.notify()
+        if ex.sleeping:
+            ex.sleeping.pop().release()  # wake one
 
     def _wake_producers(self, node: NodeRuntime) -> None:
         for producer in node.producers:
@@ -411,7 +428,7 @@ class GraphRunner:
         with self.lock:
             self.terminate = True
             for ex in self.executors.values():
-                ex.cond.notify_all()
+                ex.wake_all()
         me = threading.current_thread()
         for ex in self.executors.values():
             for t in ex.workers:
