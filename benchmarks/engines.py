@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 from media import astronaut_image, carphone_clip, read_rgb_frames, require  # noqa: E402
 from metrics import iou  # noqa: E402
 
-from calculators.inference.engines import EngineOptions, get_engine, known_engines, list_engines  # noqa: E402
 from pipelines import Graph, load_graph  # noqa: E402
+from pipelines.engines import EngineChoice, configure_engine, get_engine, known_engines, list_engines  # noqa: E402
 from pipelines.testing import CalculatorRunner  # noqa: E402
 from pipelines.types import Frame  # noqa: E402
 
@@ -132,8 +132,8 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))
 
 
-# engine -> engine_options; the kserve engine gets the URL of the v2 server started for the run.
-ENGINE_EXTRA: dict[str, dict] = {}
+# engine -> its own options; the kserve engine gets the URL of the v2 server started for the run.
+ENGINE_OPTIONS: dict[str, dict] = {}
 
 
 def start_v2_server(protocol: str):
@@ -143,8 +143,8 @@ def start_v2_server(protocol: str):
 
     models = {Path(files[0]).stem: ROOT / files[0] for _, files, _ in MODELS.values()}
     server = V2Server(models).start()
-    ENGINE_EXTRA["kserve"] = {"url": server.grpc_url if protocol == "grpc" else server.http_url,
-                              "protocol": protocol}
+    ENGINE_OPTIONS["kserve"] = {"url": server.grpc_url if protocol == "grpc" else server.http_url,
+                                "protocol": protocol}
     return server
 
 
@@ -155,8 +155,13 @@ def measure(row: Row, files: list[str], arrays: list[np.ndarray], runs: int, war
         row.error = f"loads {', '.join(engine.formats)}; the model is only in {', '.join(Path(f).suffix for f in files)}"
         return
     row.file = path.name
+    configured, errors = configure_engine(EngineChoice(row.engine, row.device,
+                                                       options=ENGINE_OPTIONS.get(row.engine, {})))
+    if errors:
+        row.error = "; ".join(errors)
+        return
     try:
-        session = engine.load(path, EngineOptions(device=row.device, extra=ENGINE_EXTRA.get(row.engine, {})))
+        session = engine.load(path, configured.options)
     except Exception as exc:  # conversion or load failures are a result too
         row.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
         return
@@ -200,8 +205,8 @@ def in_graph_p50(engine: str, device: str, clip: Path) -> tuple[float, str]:
         config = load_graph(ROOT / "graphs/face_detect.yaml", overrides=[
             f"source.source={clip}", "display.enabled=false", f"detections_writer.path={Path(tmp) / 'd.jsonl'}"])
         for node in config.nodes:
-            if node.calculator == "InferenceCalculator":  # as run-graph --engine does, plus the device
-                node.options.update(engine=[engine], allow_fallback=False, device=device)
+            if node.calculator == "InferenceCalculator":  # as run-graph --engine NAME:DEVICE does
+                node.options.update(engine=[f"{engine}:{device}"], allow_fallback=False)
         graph = Graph(config)
         try:
             graph.run(timeout=600)
@@ -239,7 +244,7 @@ def main() -> int:
     server = None
     if any(e == "kserve" for e, _ in pairs) and importlib.util.find_spec("mlserver") is not None:
         server = start_v2_server(args.kserve_protocol)
-        print(f"  kserve: MLServer on {ENGINE_EXTRA['kserve']['url']} ({args.kserve_protocol})")
+        print(f"  kserve: MLServer on {ENGINE_OPTIONS['kserve']['url']} ({args.kserve_protocol})")
     try:
         return run(args, pairs)
     finally:

@@ -1,20 +1,22 @@
+"""InferenceCalculator: a model run on each TENSORS packet by the first engine of a preference list that can."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-import pipelines
 from pipelines import (Calculator, EngineUnavailableError, Input, ModelError, Output, PipelineError,
                        register_calculator)
+from pipelines.engines import (PRECISIONS, ConfiguredEngine, EngineOptionError, EngineRunError, Session,
+                               TensorSpec, configure_engine, installed_engines, parse_device, parse_engine_choices)
+from pipelines.paths import InputFile, resolve
 from pipelines.types import Tensors
 
-from .engines import EngineOptions, Session, TensorSpec, get_engine, installed_engines, known_engines
+from .model_header import SUFFIXES as HEADER_SUFFIXES
+from .model_header import read_inputs
 
-PROJECT_ROOT = Path(pipelines.__file__).resolve().parent.parent
-_PRECISIONS = ("f32", "f16", "bf16")
 # Moves between channels-last and channels-first for a 4-D tensor: (to NCHW, to NHWC).
 _LAYOUT_SWAPS = ((0, 3, 1, 2), (0, 2, 3, 1))
 
@@ -24,18 +26,21 @@ class InferenceCalculator(Calculator):
     """Runs a model on each TENSORS packet with the first engine in `engine` that can load it.
 
     `model` lists one file, or the same model in several formats; each engine takes the first file whose
-    suffix it loads (.onnx for onnxruntime/openvino, .tflite for litert). Relative paths are looked up in the
-    current directory, then in the project root. Without `allow_fallback`, only the first engine is tried and
-    a missing one is an error; with it, the next is tried, with a warning saying why. The engine, version,
-    device and file are logged at INFO. Inputs that differ from the model's only by NHWC vs NCHW are
-    transposed (a copy per frame: better to make the producer emit the model's layout).
+    suffix it loads (.onnx for onnxruntime/openvino, .tflite for litert). `engine` lists engines in order of
+    preference, each a name, ``name:device``, or ``{name: {its options, device, threads, precision}}``; the
+    node's `device`, `threads` and `precision` are the defaults of every entry (no `device`: each engine's own
+    default, cuda for tensorrt, cpu for most). An engine that is not installed or cannot serve the device or
+    the model hands over to the next one, with one warning saying why, unless `allow_fallback: false`; a wrong
+    option is an error. The engine, version, device and file are logged at INFO. Inputs that differ from the
+    model's only by NHWC vs NCHW are transposed (a copy per frame: better to make the producer emit the model's
+    layout). docs/engines.md lists the engines and their options.
 
     Ports:
         TENSORS (Tensors: the model's inputs, in its order) ->
         TENSORS (Tensors: its outputs, in its order, with its output names)
 
     Example node:
-        # BlazeFace short range: ONNX Runtime, or the original .tflite on LiteRT where ORT is missing.
+        # BlazeFace short range on a KServe server, or locally on ONNX Runtime, or the .tflite on LiteRT.
         - name: face_inference
           calculator: InferenceCalculator
           inputs: {TENSORS: input_tensors}
@@ -43,53 +48,84 @@ class InferenceCalculator(Calculator):
           options:
             model: [assets/models/face_detection_short_range.onnx,
                     assets/models/face_detection_short_range.tflite]
-            engine: [onnxruntime, litert]
-            allow_fallback: true
+            engine: [{kserve: {url: 127.0.0.1:8001, protocol: grpc}}, onnxruntime, litert]
             input_shape: [1, 128, 128, 3]
     """
 
     @dataclass(frozen=True)
     class Options:
-        model: tuple[str, ...]
-        engine: tuple[str, ...] = ("onnxruntime",)  # in order of preference
-        allow_fallback: bool = False
-        device: str = "cpu"
+        model: tuple[InputFile, ...]
+        #: In order of preference; parsed into `pipelines.engines.EngineChoice` entries.
+        engine: tuple[str | dict[str, Any], ...] | dict[str, Any] = ("onnxruntime",)
+        #: A list is a preference order; false: only the first engine is tried.
+        allow_fallback: bool = True
+        device: str | None = None  # None: each engine's default device
         threads: int = 0  # 0: the engine's default
         precision: str = "f32"
-        input_shape: tuple[int, ...] = ()  # what the graph feeds the first input; checked at open
-        engine_options: dict = field(default_factory=dict)  # engine-specific; see each engine's docstring
+        input_shape: tuple[int, ...] = ()  # what the graph feeds the first input; checked at validation and open
+        #: The options of the one engine in `engine` (older graphs); give options per entry instead.
+        engine_options: dict[str, Any] = field(default_factory=dict)
 
         def __post_init__(self):
             if not self.model:
                 raise ValueError("model: expected at least one model file, got none")
-            if not self.engine:
-                raise ValueError("engine: expected at least one engine name, got none")
-            known = known_engines()
-            for name in self.engine:
-                if name not in known:
-                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                    hint = f" Did you mean '{close[0]}'?" if close else ""
-                    raise ValueError(f"engine: unknown engine '{name}'.{hint} Known: {', '.join(known)}")
+            try:
+                choices = parse_engine_choices(self.engine)
+            except ValueError as exc:
+                raise ValueError(f"engine: {exc}") from None
+            object.__setattr__(self, "engine", choices)
+            if self.engine_options and len(choices) > 1:
+                raise ValueError(f"engine_options applies to one engine, but engine lists {len(choices)} "
+                                 f"({', '.join(c.name for c in choices)}); give each its options in its entry, e.g. "
+                                 f"engine: [{{{choices[0].name}: {{...}}}}, {choices[1].name}]")
+            if self.engine_options and choices[0].options:
+                raise ValueError(f"engine '{choices[0].name}': options given both in its entry and in "
+                                 "engine_options; give them in the entry only")
+            if self.device is not None:
+                try:
+                    parse_device(self.device)
+                except ValueError as exc:
+                    raise ValueError(f"device: {exc}") from None
             if self.threads < 0:
                 raise ValueError(f"threads must be >= 0 (0: the engine's default), got {self.threads}")
-            if self.precision not in _PRECISIONS:
-                raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}")
+            if self.precision not in PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
             if any(d < 1 for d in self.input_shape):
                 raise ValueError(f"input_shape: every dimension must be >= 1, got {list(self.input_shape)}")
 
     IN = Input[Tensors]("TENSORS")
     OUT = Output[Tensors]("TENSORS")
 
+    @classmethod
+    def check(cls, options: Options) -> list[str]:
+        """The engines' own options, devices and precisions; an engine that loads one of the model's files; the
+        model's declared input shape against `input_shape` (read from .onnx / .tflite headers, no engine)."""
+        configured, errors = configure_engines(options)
+        candidates = configured if options.allow_fallback else configured[:1]
+        suffixes = {Path(m).suffix.lower() for m in options.model}
+        if not errors and not any(suffixes & set(c.engine.formats) for c in candidates):
+            files = ", ".join(Path(m).name for m in options.model)
+            errors.append("; ".join(f"engine '{c.name}' loads {', '.join(c.engine.formats)} files" for c in candidates)
+                          + f" but model lists {files}; hint: add the model in one of those formats to model: [...]")
+        formats = {f for c in candidates for f in c.engine.formats} if not errors else None
+        return errors + _declared_shape_problems(options, formats)
+
     def open(self, ctx):
-        self._where = f'node "{ctx.node_name}"'
-        paths = [self._find_model(entry) for entry in self.options.model]
-        self._session = session = self._load(ctx, paths)
-        self._model = session.model_path.name
-        self._out_names = tuple(spec.name for spec in session.outputs)
+        self._where = where = f'node "{ctx.node_name}"'
+        configured, errors = configure_engines(self.options)
+        if errors:
+            raise EngineOptionError(f"{where}: " + "; ".join(errors))
+        paths = [find_model_file(entry, where) for entry in self.options.model]
+        self._session, self._engine = self._load(ctx, configured, paths)
+        self._model = self._session.model_path.name
+        self._out_names = tuple(spec.name for spec in self._session.outputs)
         # input index -> (shape last seen, permutation applied to it or None)
         self._layouts: dict[int, tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
         if self.options.input_shape:
-            self._check_input_shape(session.inputs[0], tuple(self.options.input_shape))
+            problem = _shape_mismatch(self._model, self._session.inputs[0], tuple(self.options.input_shape))
+            if problem:
+                self.close(ctx)  # close() is not called when open() fails
+                raise ModelError(f"{where}: {problem}")
 
     def process(self, ctx):
         tensors: Tensors = ctx.get(self.IN)
@@ -99,7 +135,11 @@ class InferenceCalculator(Calculator):
                              f"({', '.join(map(str, specs))}) but got {len(tensors)}; hint: feed one array per "
                              "model input, in the model's order")
         arrays = [self._fit(ctx, i, spec, array) for i, (spec, array) in enumerate(zip(specs, tensors.arrays))]
-        outputs = self._session.run(arrays)
+        try:
+            outputs = self._session.run(arrays)
+        except Exception as exc:
+            raise _relabel(exc, f"{self._where}: engine '{self._engine}' failed running {self._model}",
+                           self._engine, EngineRunError) from exc
         ctx.send(self.OUT, Tensors(tuple(outputs), self._out_names))
 
     def close(self, ctx):
@@ -107,64 +147,52 @@ class InferenceCalculator(Calculator):
         if session is not None:
             session.close()
 
-    def _find_model(self, entry: str) -> Path:
-        return find_model_file(entry, self._where)
-
-    def _load(self, ctx, paths: list[Path]) -> Session:
-        names = self.options.engine
+    def _load(self, ctx, configured: list[ConfiguredEngine], paths: list[Path]) -> tuple[Session, str]:
+        candidates = configured if self.options.allow_fallback else configured[:1]
         failures = []
-        for i, name in enumerate(names):
+        for i, entry in enumerate(candidates):
             try:
-                return self._load_with(ctx, name, paths)
-            except PipelineError as exc:
-                if not self.options.allow_fallback:
+                return self._load_with(ctx, entry, paths), entry.name
+            except (EngineUnavailableError, ModelError) as exc:
+                if len(candidates) == 1:
                     raise
-                failures.append(f"{name}: {str(exc).removeprefix(self._where + ': ')}")
-                if i + 1 == len(names):
-                    raise EngineUnavailableError(f"{self._where}: no engine of [{', '.join(names)}] could load "
-                                                 f"the model; {' | '.join(failures)}") from exc
-                ctx.logger.warning("%s: falling back from engine %s to %s: %s", self._where, name,
-                                   names[i + 1], failures[-1].partition(": ")[2])
+                reason = getattr(exc, "reason", str(exc))
+                failures.append(f"{entry.name}: {reason}")
+                if i + 1 == len(candidates):
+                    raise EngineUnavailableError(
+                        f"{self._where}: no engine of [{', '.join(c.name for c in candidates)}] could load "
+                        f"{', '.join(p.name for p in paths)}: {' | '.join(failures)}") from exc
+                ctx.logger.warning("%s: engine %s unavailable (%s); falling back to %s", self._where, entry.name,
+                                   reason, candidates[i + 1].name)
         raise AssertionError("unreachable: Options require at least one engine")
 
-    def _load_with(self, ctx, name: str, paths: list[Path]) -> Session:
-        engine = get_engine(name)
+    def _load_with(self, ctx, entry: ConfiguredEngine, paths: list[Path]) -> Session:
+        name, engine, where = entry.name, entry.engine, self._where
+        path = next((p for p in paths if p.suffix.lower() in engine.formats), None)
         if not engine.is_installed():
             available = ", ".join(installed_engines()) or "none"
-            raise EngineUnavailableError(
-                f"{self._where}: engine '{name}' is not installed; installed engines: {available}; "
-                f"hint: {engine.install_hint}" + ("" if self.options.allow_fallback else
-                                                  ", or name an installed engine first in engine: [...], or set "
-                                                  "allow_fallback: true to try the next one"))
-        path = next((p for p in paths if p.suffix.lower() in engine.formats), None)
+            later = len(self.options.engine) > 1 and not self.options.allow_fallback
+            err = EngineUnavailableError(
+                f"{where}: engine '{name}' is not installed, so it cannot load "
+                f"{(path or paths[0]).name}; installed engines: {available}; hint: {engine.install_hint}"
+                + (", or set allow_fallback: true to try the next engine" if later else ""))
+            err.reason = f"not installed; {engine.install_hint}"
+            raise err
         if path is None:
-            raise ModelError(f"{self._where}: engine '{name}' loads {', '.join(engine.formats)} files but model "
-                             f"lists {', '.join(p.name for p in paths)}; hint: add the model in one of those "
-                             "formats to model: [...]")
+            err = ModelError(f"{where}: engine '{name}' loads {', '.join(engine.formats)} files but model lists "
+                             f"{', '.join(p.name for p in paths)}; hint: add the model in one of those formats to "
+                             "model: [...]")
+            err.reason = f"it loads {', '.join(engine.formats)} files, the model is {', '.join(p.name for p in paths)}"
+            raise err
         version = engine.version() or "(version unknown)"
-        o = self.options
         try:
-            session = engine.load(path, EngineOptions(o.device, o.threads, o.precision, dict(o.engine_options)))
-        except (EngineUnavailableError, ModelError) as exc:
-            raise type(exc)(f"{self._where}: {exc}") from exc
-        except Exception as exc:  # the runtime's own error types; its message is the useful part
-            message = " ".join(str(exc).split())[:400]
-            raise ModelError(f"{self._where}: engine '{name}' {version} could not load {path}: "
-                             f"{type(exc).__name__}: {message}") from exc
-        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s", self._where, name, version, session.device,
+            session = engine.load(path, entry.options)
+        except Exception as exc:  # the runtime's own errors too: its message is the useful part
+            raise _relabel(exc, f"{where}: engine '{name}' {version} cannot load {path.name}", name,
+                           ModelError) from exc
+        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s", where, name, version, session.device,
                         session.details, path)
         return session
-
-    def _check_input_shape(self, spec: TensorSpec, fed: tuple[int, ...]) -> None:
-        if spec.accepts(fed) or any(spec.accepts(_permute(fed, p)) for p in _swaps(fed)):
-            return
-        dims = _spatial(spec.shape)
-        hint = (f"set output_width: {dims[1]}, output_height: {dims[0]} on the ImageToTensorCalculator that feeds "
-                "it and input_shape to match, or use a model made for the graph's size"
-                if dims else "make input_shape and the producer match the model")
-        raise ModelError(f"{self._where}: model {self._model} expects input {_fmt(spec.shape)} but the graph "
-                         f"feeds {_fmt(fed)} (input_shape; ImageToTensorCalculator output_width/height); "
-                         f"hint: {hint}")
 
     def _fit(self, ctx, index: int, spec: TensorSpec, array: np.ndarray) -> np.ndarray:
         shape = tuple(array.shape)
@@ -189,6 +217,89 @@ class InferenceCalculator(Calculator):
         return array if perm is None else np.ascontiguousarray(array.transpose(perm))
 
 
+def configure_engines(options: InferenceCalculator.Options) -> tuple[list[ConfiguredEngine], list[str]]:
+    """Every entry of a node's `engine` resolved against its engine, with the node's defaults, and every message
+    saying what is wrong (the same at validation and at open)."""
+    configured, errors = [], []
+    for choice in options.engine:
+        entry, found = configure_engine(choice, options.device, options.threads, options.precision,
+                                        own=options.engine_options or None)
+        errors += found
+        if entry is not None:
+            configured.append(entry)
+    return configured, errors
+
+
+def _declared_shape_problems(options: InferenceCalculator.Options, formats: set[str] | None) -> list[str]:
+    """`input_shape` against the first input that each model file an engine may load (of `formats`; None: any)
+    declares, for the files whose header can be read (NHWC for NCHW is fine: it is transposed at run time)."""
+    if not options.input_shape:
+        return []
+    found = []
+    for entry in options.model:
+        suffix = Path(entry).suffix.lower()
+        if suffix not in HEADER_SUFFIXES or (formats is not None and suffix not in formats):
+            continue
+        try:
+            path = Path(resolve(InputFile, entry, None))
+        except ValueError:
+            continue  # not there: said when the options are resolved, or at open
+        try:
+            inputs = read_inputs(path)
+        except ModelError as exc:
+            found.append(str(exc))
+            continue
+        if inputs and inputs[0].shape is not None:
+            spec = TensorSpec(inputs[0].name, inputs[0].shape, inputs[0].dtype)
+            problem = _shape_mismatch(path.name, spec, tuple(options.input_shape))
+            if problem:
+                found.append(problem)
+    return found
+
+
+def _shape_mismatch(model: str, spec: TensorSpec, fed: tuple[int, ...]) -> str | None:
+    if spec.accepts(fed) or any(spec.accepts(_permute(fed, p)) for p in _swaps(fed)):
+        return None
+    dims = _spatial(spec.shape)
+    hint = (f"set output_width: {dims[1]}, output_height: {dims[0]} on the ImageToTensorCalculator that feeds "
+            "it and input_shape to match, or use a model made for the graph's size"
+            if dims else "make input_shape and the producer match the model")
+    return (f"model {model} expects input {_fmt(spec.shape)} but the graph feeds {_fmt(fed)} (input_shape; "
+            f"ImageToTensorCalculator output_width/height); hint: {hint}")
+
+
+def _relabel(exc: BaseException, where: str, engine: str, default: type) -> PipelineError:
+    """`exc` as a framegraph error whose message starts with `where` (node, engine, model), keeping its type when
+    it is one of framegraph's; `.reason` is the message without that prefix or a hint, for the fallback warning."""
+    text = " ".join(str(exc).split())
+    for prefix in (f"engine '{engine}': ", f"engine {engine!r}: "):
+        text = text.removeprefix(prefix)
+    if not isinstance(exc, PipelineError):
+        text = f"{type(exc).__name__}: {text[:400]}"
+    message = f"{where}: {text}"
+    new: PipelineError | None = None
+    if isinstance(exc, PipelineError):
+        try:
+            new = type(exc)(message)
+        except Exception:  # an error class with a constructor of its own
+            new = None
+    if new is None:
+        new = default(message)
+    new.reason = text.split("; hint: ")[0]
+    return new
+
+
+def find_model_file(entry: str, where: str) -> Path:
+    """A model path as the node has it: resolved by the validator already (absolute), or, for a calculator built
+    in Python, relative to the working directory, then the installed graph libraries (`pipelines.paths`)."""
+    try:
+        return Path(resolve(InputFile, entry, None))
+    except ValueError as exc:
+        raise ModelError(f"{where}: model {exc}; hint: relative paths are looked up in the graph file's folder "
+                         "(the working directory for a calculator built in Python), then the installed graph "
+                         "libraries") from None
+
+
 def _swaps(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return _LAYOUT_SWAPS if len(shape) == 4 else ()
 
@@ -210,14 +321,3 @@ def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
 
 def _fmt(shape) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def find_model_file(entry: str, where: str) -> Path:
-    """A model path as a graph names it: absolute, or relative to the current directory, then the project."""
-    path = Path(entry).expanduser()
-    tried = [path] if path.is_absolute() else list(dict.fromkeys([Path.cwd() / path, PROJECT_ROOT / path]))
-    for candidate in tried:
-        if candidate.is_file():
-            return candidate
-    raise ModelError(f"{where}: model file {entry} not found; tried {', '.join(map(str, tried))}; "
-                     "hint: relative paths are looked up in the current directory, then the project root")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import Calculator, EngineUnavailableError, Input, ModelError, Output, register_calculator
+from pipelines.paths import InputFile
 from pipelines.types import Detections, Frame
 
 from .inference import find_model_file
@@ -34,8 +35,8 @@ class MediaPipeTasksCalculator(Calculator):
     """Runs a MediaPipe Tasks vision model on each frame, with MediaPipe's own pre- and post-processing
     (letterbox, anchors, decoding, non-max suppression): the same results as MediaPipe's Python Tasks API.
 
-    `model` is a `.tflite` with Tasks metadata or a `.task` bundle; relative paths are looked up in the current
-    directory, then in the project root. `task` names the Tasks API to use: face_detector or object_detector.
+    `model` is a `.tflite` with Tasks metadata or a `.task` bundle; relative paths are looked up in the graph
+    file's folder, then in the installed graph libraries. `task` names the Tasks API to use: face_detector or object_detector.
     `running_mode` image treats each frame on its own; video passes the packet timestamp (in ms) to MediaPipe,
     which requires it to increase: packets less than 1 ms apart are moved 1 ms on, with a warning.
     Detections come out relative to the frame, with one label per detection (the model's category name, or
@@ -59,7 +60,7 @@ class MediaPipeTasksCalculator(Calculator):
 
     @dataclass(frozen=True)
     class Options:
-        model: str
+        model: InputFile
         task: str = "face_detector"
         min_detection_confidence: float = 0.5
         min_suppression_threshold: float = 0.3

@@ -252,3 +252,34 @@ def test_a_slow_calculator_hands_each_result_on_at_once():
     g.run(inputs={"a": range(10)}, timeout=20)
     assert len(seen_after) == 10
     assert seen_after[0] < 5, seen_after  # one at a time, give or take a busy machine: not all 10 at the end
+
+
+def test_cancel_in_the_middle_of_a_batch_stops_calling_the_node():
+    calls, gate, inside, cancelled = [], threading.Event(), threading.Event(), threading.Event()
+
+    class Gated(Calculator):
+        IN = Input[int]("IN")
+
+        def process(self, ctx):
+            calls.append(ctx.timestamp)
+            if ctx.timestamp == 0:
+                gate.wait(5)  # until every packet is queued: the next batches are long
+            if ctx.timestamp == 3:
+                inside.set()
+                cancelled.wait(5)
+
+    register_calculator(Gated, replace=True)
+    g = graph("""
+        inputs: [a]
+        nodes:
+          - {calculator: Gated, name: gated, inputs: {IN: a}, queue: {size: 64}}
+    """)
+    handle = g.start()
+    for t in range(30):
+        handle.send("a", t, timestamp=t)
+    gate.set()
+    assert inside.wait(5)
+    handle.cancel()
+    cancelled.set()
+    handle.wait(5)
+    assert calls == [0, 1, 2, 3]

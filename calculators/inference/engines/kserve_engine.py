@@ -12,18 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec, get_engine
 from pipelines.errors import ModelError, PipelineError
-
-from . import Engine, EngineOptions, Session, TensorSpec, get_engine
 
 log = logging.getLogger("framegraph.engines")
 
-_EXTRA = ("url", "protocol", "model_name", "model_version", "timeout_s", "binary_data", "headers")
 _DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}  # Triton's ports
 _SCHEMES = {"http://": False, "https://": True, "grpc://": False, "grpcs://": True}  # scheme -> TLS
 _LOCAL_READERS = ("onnxruntime", "openvino", "litert")  # engines that read a local copy's inputs and outputs
@@ -39,6 +38,8 @@ class RemoteEngineError(PipelineError, ConnectionError):
 
 @dataclass(frozen=True)
 class _Config:
+    """The options as the client uses them: the address split from its scheme, the model named."""
+
     url: str
     protocol: str
     ssl: bool
@@ -58,61 +59,72 @@ class _Config:
         return f"model '{self.model_name}'" + (f" version {self.model_version}" if self.model_version else "")
 
     @classmethod
-    def parse(cls, extra: Mapping, model_path: Path) -> _Config:
-        protocol = str(extra.get("protocol", "http")).lower()
-        if protocol not in _DEFAULT_URLS:
-            raise ValueError(f"engine 'kserve': engine_options.protocol: expected http or grpc, got {protocol!r}")
-        url, ssl = str(extra.get("url") or _DEFAULT_URLS[protocol]).strip(), False
-        for scheme, tls in _SCHEMES.items():
-            if url.lower().startswith(scheme):
-                url, ssl = url[len(scheme):], tls
-        url = url.rstrip("/")
-        if not url or "/" in url:
-            raise ValueError(f"engine 'kserve': engine_options.url: expected host:port (e.g. 127.0.0.1:8000), "
-                             f"got {extra.get('url')!r}")
-        timeout = extra.get("timeout_s", 10)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError(f"engine 'kserve': engine_options.timeout_s: expected seconds > 0, got {timeout!r}")
-        binary = extra.get("binary_data", "auto")
-        if binary not in (True, False, "auto"):
-            raise ValueError(f"engine 'kserve': engine_options.binary_data: expected true, false or auto, "
-                             f"got {binary!r}")
-        headers = extra.get("headers") or {}
-        if not isinstance(headers, Mapping):
-            raise TypeError(f"engine 'kserve': engine_options.headers: expected a mapping, got {headers!r}")
-        return cls(url, protocol, ssl, str(extra.get("model_name") or model_path.stem),
-                   str(extra.get("model_version") or ""), float(timeout), None if binary == "auto" else binary,
-                   {str(k): str(v) for k, v in headers.items()})
+    def make(cls, own: KServeEngine.Options, model_path: Path) -> _Config:
+        url, ssl = _split_url(own.url or _DEFAULT_URLS[own.protocol])
+        return cls(url, own.protocol, ssl, own.model_name or model_path.stem, own.model_version, own.timeout_s,
+                   None if own.binary_data == "auto" else own.binary_data,
+                   {str(k): str(v) for k, v in own.headers.items()})
+
+
+def _split_url(text: str) -> tuple[str, bool]:
+    """(host:port, TLS) from "host:port", "http(s)://host:port" or "grpc(s)://host:port"; ValueError otherwise."""
+    url, ssl = text.strip(), False
+    for scheme, tls in _SCHEMES.items():
+        if url.lower().startswith(scheme):
+            url, ssl = url[len(scheme):], tls
+    url = url.rstrip("/")
+    if not url or "/" in url:
+        raise ValueError(f"url: expected host:port (e.g. 127.0.0.1:8000), got {text!r}")
+    return url, ssl
 
 
 class KServeEngine(Engine):
-    """`engine_options`: url (host:port, optionally http(s):// or grpc(s)://; default 127.0.0.1:8000 for HTTP,
-    127.0.0.1:8001 for gRPC), protocol (http | grpc, default http), model_name (default: the model file's stem),
-    model_version (default "": the server's choice), timeout_s (every call, default 10), binary_data (HTTP only:
-    true | false | auto, default auto: binary tensors when the server lists the binary_tensor_data extension, as
-    Triton does; JSON otherwise, which every v2 server takes), headers (added to every request, e.g. a KServe
-    ingress Host header or an Authorization token)."""
+    """A KServe v2 server. `device`: remote (the server decides where the model runs; cpu is taken as the same).
+    `threads` does not apply. `precision`: f32 (serve a model stored at another precision instead)."""
+
+    @dataclass(frozen=True)
+    class Options:
+        #: host:port, optionally with http(s):// or grpc(s)://; default 127.0.0.1:8000 for HTTP, :8001 for gRPC.
+        url: str = ""
+        protocol: Literal["http", "grpc"] = "http"
+        #: The model's name on the server (default: the model file's stem).
+        model_name: str = ""
+        #: The model's version (default "": the server's choice).
+        model_version: str = ""
+        #: Every call's timeout, in seconds.
+        timeout_s: float = 10.0
+        #: HTTP only: binary tensors (true), JSON (false, which every v2 server takes), or auto: binary when the
+        #: server lists the binary_tensor_data extension, as Triton does.
+        binary_data: bool | str = "auto"
+        #: Added to every request (a KServe ingress Host header, an Authorization token).
+        headers: dict[str, str] = field(default_factory=dict)
+
+        def __post_init__(self):
+            if self.url:
+                _split_url(self.url)
+            if self.binary_data not in (True, False, "auto"):
+                raise ValueError(f"binary_data: expected true, false or auto, got {self.binary_data!r}")
+            if self.timeout_s <= 0:
+                raise ValueError(f"timeout_s: expected seconds > 0, got {self.timeout_s:g}")
+            bad = {k: v for k, v in self.headers.items() if not isinstance(v, (str, int, float))}
+            if bad:
+                raise ValueError(f"headers: expected text values, got {bad!r}")
 
     name = "kserve"
     formats = (".onnx", ".ort", ".xml", ".tflite")  # the local copy; the server may hold any format
     module = "tritonclient"
     distributions = ("tritonclient",)
     install_hint = 'pip install "framegraph[kserve]"'
+    device_forms = ("remote", "cpu")
+    default_device = "remote"
 
     def devices(self) -> list[str]:
         return ["remote"]
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        if options.device.lower() not in ("cpu", "remote"):
-            raise self.unavailable(f"device {options.device!r} cannot be chosen from the client (the server "
-                                   "decides where the model runs)", "leave device out, or set device: remote")
-        if options.precision != "f32":
-            raise self.unavailable(f"precision {options.precision!r} cannot be chosen from the client",
-                                   "serve a model stored at that precision and use precision: f32")
+        own: KServeEngine.Options = self.checked(options)
         path = Path(model_path)
-        config = _Config.parse(extra, path)
+        config = _Config.make(own, path)
         client = _Client(config, self._client_module(config.protocol))
         try:
             server = self._check_server(client, config)
@@ -158,9 +170,9 @@ class KServeEngine(Engine):
             live = client.call("is_server_live")
             ready = live and client.call("is_server_ready")
         except Exception as exc:
-            raise self.unavailable(f"no v2 inference server answers at {config.where} ({_reason(exc)})",
-                                   "start the server, or fix engine_options.url and protocol (HTTP and gRPC use "
-                                   "different ports)") from exc
+            raise self.unavailable(f"cannot reach {config.where}: {_reason(exc)}",
+                                   "start the v2 inference server, or fix the options url and protocol (HTTP and "
+                                   "gRPC use different ports)") from exc
         if not ready:
             raise self.unavailable(f"the server at {config.where} is {'not ready' if live else 'not live'}",
                                    "wait until it has loaded its models, or check its log")
@@ -172,7 +184,7 @@ class KServeEngine(Engine):
             served = client.served_models()
             raise ModelError(f"engine 'kserve': {config.model} is not ready on {config.where}{why}"
                              + (f"; models there: {', '.join(served)}" if served else "")
-                             + "; hint: set engine_options.model_name to the name the server uses (default: the "
+                             + "; hint: set the option model_name to the name the server uses (default: the "
                              "model file's stem), or load the model on the server")
         try:
             return client.server_metadata()
@@ -272,7 +284,7 @@ class _KServeSession(Session):
         except Exception as exc:
             raise RemoteEngineError(f"engine 'kserve': {c.model} on {c.where} failed: {_reason(exc)}; hint: is the "
                                     f"server still up? (every call times out after {c.timeout_s:g} s: "
-                                    "engine_options.timeout_s)") from exc
+                                    "the option timeout_s)") from exc
         outputs = []
         for spec in self.outputs:
             array = result.as_numpy(spec.name)
@@ -327,7 +339,7 @@ def _match(config: _Config, what: str, local: list[TensorSpec], remote: list[Ten
     if bad or (what == "inputs" and len(remote) != len(local)):
         raise ModelError(f"engine 'kserve': {config.model} on {config.where} has {what} "
                          f"{_describe(remote)} but the graph's model {path.name} has {_describe(local)}; hint: "
-                         "serve the same model, or point model: / engine_options.model_name at the matching one")
+                         "serve the same model, or point model: / the option model_name at the matching one")
     return matched
 
 

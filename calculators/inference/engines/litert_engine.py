@@ -1,22 +1,30 @@
 """LiteRT (TensorFlow Lite): runs .tflite files as MediaPipe's CPU graphs do, through XNNPACK."""
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from . import Engine, EngineOptions, Session, TensorSpec
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
 
-# engine_options.op_resolver -> OpResolverType member. "builtin_ref" (TFLite's plain reference kernels) is
-# slow but gives a second opinion when XNNPACK results are in doubt.
+# op_resolver -> OpResolverType member. "builtin_ref" (TFLite's plain reference kernels) is slow but gives a
+# second opinion when XNNPACK results are in doubt.
 _RESOLVERS = {"auto": "AUTO", "builtin": "BUILTIN", "builtin_ref": "BUILTIN_REF",
               "builtin_without_default_delegates": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
 
 
 class LiteRtEngine(Engine):
-    """`engine_options`: op_resolver ("auto" (XNNPACK, the default) | "builtin" | "builtin_ref" |
-    "builtin_without_default_delegates")."""
+    """LiteRT on the CPU. `threads` sets the interpreter's num_threads (0: LiteRT's default). `precision`: f32
+    (LiteRT runs a model at the precision it is stored in)."""
+
+    @dataclass(frozen=True)
+    class Options:
+        #: The kernels: auto (XNNPACK), builtin, builtin_ref (reference kernels: slow, a second opinion) or
+        #: builtin_without_default_delegates.
+        op_resolver: Literal["auto", "builtin", "builtin_ref", "builtin_without_default_delegates"] = "auto"
 
     name = "litert"
     formats = (".tflite",)
@@ -25,20 +33,10 @@ class LiteRtEngine(Engine):
     install_hint = 'pip install "framegraph[litert]"'
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        own: LiteRtEngine.Options = self.checked(options)
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        extra = dict(options.extra)
-        self.check_extra(extra, ("op_resolver",))
-        if options.device.lower() != "cpu":
-            raise self.unavailable(f"device {options.device!r} is not supported (only cpu is wired up)",
-                                   "use device: cpu, or onnxruntime/openvino for GPUs")
-        if options.precision != "f32":
-            raise self.unavailable(f"precision {options.precision!r} is not supported (LiteRT runs a model at "
-                                   "the precision it is stored in)", "use precision: f32, or openvino")
-        resolver = str(extra.get("op_resolver", "auto")).lower()
-        if resolver not in _RESOLVERS:
-            raise ValueError(f"engine 'litert': engine_options.op_resolver: expected one of "
-                             f"{', '.join(_RESOLVERS)}, got {resolver!r}")
+        resolver = own.op_resolver
         interpreter = Interpreter(model_path=str(model_path), num_threads=options.threads or None,
                                   experimental_op_resolver_type=getattr(OpResolverType, _RESOLVERS[resolver]))
         interpreter.allocate_tensors()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
 from pipelines.errors import ModelError
 
-from . import Engine, EngineOptions, Session, TensorSpec
 from .conversion_cache import cached_conversion
 
 # precision -> MNN.expr.PrecisionMode member. Normal lets MNN pick fp16/bf16 where the CPU has it.
@@ -35,27 +35,23 @@ _CONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"  # argv[0] ("-c") s
 
 
 class MnnEngine(Engine):
-    """No `engine_options`. `device`: cpu (the MNN wheel on PyPI is built for CPU only). `threads`: MNN's
-    thread_num (MNN's default is 1). `precision`: f32 (PrecisionMode High), f16 (Low) or bf16 (Low_BF16)."""
+    """MNN; no options of its own. `device`: cpu (the MNN wheel on PyPI is built for CPU only; other backends
+    are refused, as MNN would fall back to the CPU without saying so). `threads`: MNN's thread_num (0: MNN's
+    default, 1). `precision`: f32 (PrecisionMode High), f16 (Low) or bf16 (Low_BF16)."""
 
     name = "mnn"
     formats = (".mnn", ".onnx")
     module = "MNN"
     distributions = ("MNN",)
     install_hint = 'pip install "framegraph[mnn]"'
+    precisions = tuple(_PRECISIONS)
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        self.checked(options)
         import MNN
         import MNN.expr as F
         from MNN import nn
 
-        self.check_extra(options.extra, ())
-        if options.precision not in _PRECISIONS:
-            raise self.unavailable(f"precision {options.precision!r} is not supported",
-                                   f"use one of {', '.join(_PRECISIONS)}")
-        if options.device.lower() != "cpu":
-            raise self.unavailable(f"device {options.device!r} is not supported (only cpu is wired up: MNN would "
-                                   "fall back to it without saying so)", "use device: cpu")
         original = path = Path(model_path)
         source = ""
         if path.suffix.lower() == ".onnx":

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipelines.errors import ModelError
 
-from . import TensorSpec
+from pipelines.engines import TensorSpec
 
 
 def onnx_io(model) -> tuple[list[dict], list[dict]]:
@@ -34,20 +34,16 @@ def spec_from_dict(d: Mapping) -> TensorSpec:
     return TensorSpec(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]))
 
 
-def parse_input_shapes(value, engine: str) -> list[tuple[int, ...]] | None:
-    """`engine_options.input_shapes`: one shape of positive ints per model input, or None."""
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in s) for s in value)):
-        raise ValueError(f"engine '{engine}': engine_options.input_shapes: expected a list of shapes of positive "
-                         f"ints, one per input (e.g. [[1, 128, 128, 3]]), got {value!r}")
-    return [tuple(s) for s in value]
+def check_input_shapes(shapes: tuple[tuple[int, ...], ...]) -> None:
+    """The option `input_shapes` (one shape of positive ints per model input) or ValueError."""
+    if any(not s or any(d < 1 for d in s) for s in shapes):
+        raise ValueError(f"input_shapes: expected one shape of positive ints per input (e.g. [[1, 128, 128, 3]]), "
+                         f"got {[list(s) for s in shapes]}")
 
 
 def check_shape_count(path: Path, shapes: list, expected: int, engine: str) -> None:
     if len(shapes) != expected:
-        raise ModelError(f"engine '{engine}': engine_options.input_shapes lists {len(shapes)} shape(s) but "
+        raise ModelError(f"engine '{engine}': the option input_shapes lists {len(shapes)} shape(s) but "
                          f"{path.name} takes {expected} input(s)")
 
 
@@ -60,7 +56,7 @@ def dist_version(name: str) -> str:
 
 def fixed_inputs(inputs: list[dict], shapes: list[tuple[int, ...]] | None, model_path: Path, engine: str,
                  why: str) -> list[dict]:
-    """The ONNX inputs with `engine_options.input_shapes` applied; refuses dimensions still dynamic, which
+    """The ONNX inputs with the option `input_shapes` applied; refuses dimensions still dynamic, which
     converters that bake shapes in (pnnx, tracing) cannot take."""
     if shapes:
         check_shape_count(model_path, shapes, len(inputs), engine)
@@ -68,5 +64,5 @@ def fixed_inputs(inputs: list[dict], shapes: list[tuple[int, ...]] | None, model
     dynamic = [d["name"] for d in inputs if None in d["shape"]]
     if dynamic:
         raise ModelError(f"engine '{engine}': {model_path.name} has dynamic dimensions in input(s) "
-                         f"{', '.join(dynamic)}; {why}; hint: set engine_options.input_shapes")
+                         f"{', '.join(dynamic)}; {why}; hint: set the engine option input_shapes")
     return inputs

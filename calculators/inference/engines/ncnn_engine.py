@@ -24,21 +24,19 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
 from pipelines.errors import ModelError
 
-from . import Engine, EngineOptions, Session, TensorSpec
-from .model_io import check_shape_count, dist_version, fixed_inputs, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
+from .model_io import check_input_shapes, check_shape_count, dist_version, fixed_inputs, onnx_io, spec_from_dict
 
 log = logging.getLogger("framegraph.engines")
 
-_EXTRA = ("input_shapes",)
-_PRECISIONS = ("f32", "f16")
-_GPU_DEVICES = ("vulkan", "gpu")
 _PNNX_TYPES = {"float32": "f32", "float16": "f16", "float64": "f64", "int64": "i64", "int32": "i32",
                "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "b"}
 _DEPTH_TO_SPACE_MODES = {"DCR": 1, "CRD": 0}  # ncnn PixelShuffle param 1
@@ -47,12 +45,19 @@ _REDUCED_PRECISION = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmeti
 
 
 class NcnnEngine(Engine):
-    """`engine_options`: input_shapes (one shape per input with its batch axis of 1, e.g. [[1, 128, 128, 3]]):
-    needed for a .param without `<name>.io.json` beside it (then inputs are float32, outputs are named after
-    their blobs and get their shapes from one run on zeros) and for an ONNX model with dynamic dimensions.
+    """ncnn. `device`: cpu, or vulkan (gpu: the same) where ncnn finds a Vulkan GPU. `threads` sets
+    opt.num_threads (0: ncnn's default). `precision`: f32 (fp16/bf16 storage and arithmetic off), or f16 (ncnn's
+    defaults: fp16 where the hardware has it)."""
 
-    `device`: cpu, or vulkan (gpu) where ncnn finds a Vulkan GPU. `threads` sets opt.num_threads. `precision`:
-    f32 (fp16/bf16 storage and arithmetic off), or f16 (ncnn's defaults: fp16 where the hardware has it)."""
+    @dataclass(frozen=True)
+    class Options:
+        #: One shape per input with its batch axis of 1, e.g. [[1, 128, 128, 3]]: needed for a .param without
+        #: `<name>.io.json` beside it (then inputs are float32, outputs are named after their blobs and get their
+        #: shapes from one run on zeros) and for an ONNX model with dynamic dimensions.
+        input_shapes: tuple[tuple[int, ...], ...] = ()
+
+        def __post_init__(self):
+            check_input_shapes(self.input_shapes)
 
     name = "ncnn"
     formats = (".param", ".onnx")
@@ -60,6 +65,8 @@ class NcnnEngine(Engine):
     distributions = ("ncnn",)
     install_hint = ('pip install "framegraph[ncnn]" (converting ONNX also needs the pnnx converter: '
                     'pip install --no-deps pnnx)')
+    device_forms = ("cpu", "vulkan", "gpu")
+    precisions = ("f32", "f16")
 
     def devices(self) -> list[str]:
         import ncnn
@@ -67,19 +74,13 @@ class NcnnEngine(Engine):
         return ["cpu"] + (["vulkan"] if _vulkan_gpus(ncnn) else [])
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        own: NcnnEngine.Options = self.checked(options)
         import ncnn
 
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        shapes = parse_input_shapes(extra.get("input_shapes"), "ncnn")
-        if options.precision not in _PRECISIONS:
-            raise self.unavailable(f"precision {options.precision!r} is not supported",
-                                   f"use one of {', '.join(_PRECISIONS)}")
-        device = options.device.lower()
-        if device not in ("cpu", *_GPU_DEVICES):
-            raise self.unavailable(f"unknown device {options.device!r}", "use device: cpu or vulkan")
+        shapes = [tuple(s) for s in own.input_shapes] or None
+        device = options.device.kind
         if device != "cpu" and not _vulkan_gpus(ncnn):
-            raise self.unavailable(f"device {options.device!r} is not available here (ncnn finds no Vulkan GPU)",
+            raise self.unavailable(f"device '{device}' is not available here (ncnn finds no Vulkan GPU)",
                                    "install the GPU's Vulkan driver (libvulkan.so.1), or use device: cpu")
         original = path = Path(model_path)
         source = ""
@@ -127,7 +128,7 @@ class _NcnnSession(Session):
             inputs = [spec_from_dict(d) for d in meta["inputs"]]
             if shapes and shapes != [s.shape for s in inputs]:
                 # pnnx fixes shapes in the .param (Reshape sizes): another input size needs another conversion.
-                raise ModelError(f"engine 'ncnn': engine_options.input_shapes {[list(s) for s in shapes]} differ from "
+                raise ModelError(f"engine 'ncnn': the option input_shapes {[list(s) for s in shapes]} differ from "
                                  f"the shapes {model_path.name} was converted for ({', '.join(map(str, inputs))}); "
                                  "hint: convert it again from the source model with these shapes")
             self._in_blobs = [d["blob"] for d in meta["inputs"]]
@@ -139,7 +140,7 @@ class _NcnnSession(Session):
             if not shapes:
                 raise ModelError(f"engine 'ncnn': {model_path.name} does not say its input shapes (no "
                                  f"{model_path.with_suffix('.io.json').name} beside it; inputs: "
-                                 f"{', '.join(self._in_blobs)}); hint: set engine_options.input_shapes, e.g. "
+                                 f"{', '.join(self._in_blobs)}); hint: set the engine option input_shapes, e.g. "
                                  "[[1, 128, 128, 3]], one per input, batch axis first")
             check_shape_count(model_path, shapes, len(self._in_blobs), "ncnn")
             inputs = [TensorSpec(b, s, np.dtype(np.float32)) for b, s in zip(self._in_blobs, shapes)]

@@ -2,18 +2,21 @@
 
 `device: cuda` runs on CUDAExecutionProvider, `device: tensorrt` on TensorrtExecutionProvider (with CUDA for
 the nodes TensorRT does not take); `cuda:N` / `tensorrt:N` pick GPU N. Neither falls back to the CPU unless
-`engine_options.cpu_fallback: true` says it may: ONNX Runtime would otherwise run any node its GPU providers
+the option `cpu_fallback: true` says it may: ONNX Runtime would otherwise run any node its GPU providers
 cannot take on the CPU, and run the whole model there when a provider fails to start, with only a log line.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from . import Engine, EngineOptions, Session, TensorSpec
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
+
 from .conversion_cache import cache_root, file_sha256
 
 # device -> providers in preference order (GPU devices: without the CPU, which cpu_fallback adds).
@@ -28,23 +31,43 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(d
            "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
-_EXTRA = ("providers", "provider_options", "graph_optimization_level", "inter_op_num_threads", "allow_spinning",
-          "cpu_fallback")
 
 
 class OnnxRuntimeEngine(Engine):
-    """`engine_options`: providers (list, overrides `device`), provider_options (list of dicts, one per
-    provider), graph_optimization_level ("disable" | "basic" | "extended" | "all"), inter_op_num_threads,
-    allow_spinning (default false), cpu_fallback (default false: a GPU device runs wholly on the GPU or fails).
+    """ONNX Runtime. `threads` sets intra_op_num_threads (0: ORT's default). `precision: f16` is taken on
+    `device: tensorrt` only (trt_fp16_enable); its engines are cached under the conversion cache
+    ($FRAMEGRAPH_CACHE/engines/onnxruntime-tensorrt/...)."""
 
-    `precision: f16` is taken on `device: tensorrt` only (trt_fp16_enable); its engines are cached under the
-    conversion cache ($FRAMEGRAPH_CACHE/engines/onnxruntime-tensorrt/...)."""
+    @dataclass(frozen=True)
+    class Options:
+        #: Execution providers by name, in order; they replace what `device` picks.
+        providers: tuple[str, ...] = ()
+        #: One dict of provider options per entry of `providers`.
+        provider_options: tuple[dict[str, Any], ...] = ()
+        #: ORT's graph optimisation level (default: ORT's own, all).
+        graph_optimization_level: Literal["disable", "basic", "extended", "all"] | None = None
+        #: Threads between independent nodes (0: ORT's default).
+        inter_op_num_threads: int = 0
+        #: Let ORT's pool threads busy-wait between runs (fast for inference alone, steals cores in a pipeline).
+        allow_spinning: bool = False
+        #: Let a GPU device run nodes (or, when a provider fails to start, the whole model) on the CPU.
+        cpu_fallback: bool = False
+
+        def __post_init__(self):
+            if self.provider_options and len(self.provider_options) != len(self.providers):
+                raise ValueError(f"provider_options lists {len(self.provider_options)} dict(s) for "
+                                 f"{len(self.providers)} provider(s); give one per entry of providers")
+            if self.inter_op_num_threads < 0:
+                raise ValueError(f"inter_op_num_threads must be >= 0 (0: ORT's default), got "
+                                 f"{self.inter_op_num_threads}")
 
     name = "onnxruntime"
     formats = (".onnx", ".ort")
     module = "onnxruntime"
     distributions = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
     install_hint = 'pip install "framegraph[onnxruntime]"'
+    device_forms = ("cpu", "cuda[:N]", "tensorrt[:N]")
+    precisions = ("f32", "f16")
 
     def devices(self) -> list[str]:
         import onnxruntime as ort
@@ -52,58 +75,52 @@ class OnnxRuntimeEngine(Engine):
         available = set(ort.get_available_providers())
         return [device for device, providers in _DEVICE_PROVIDERS.items() if providers[0] in available]
 
+    def problems(self, options: EngineOptions) -> list[str]:
+        found = super().problems(options)
+        if options.precision == "f16" and options.device.kind != "tensorrt":
+            found.append(f"precision 'f16' is not supported on device '{options.device}' (ONNX Runtime runs a "
+                         "model at the precision it is stored in; only its TensorRT provider builds fp16 kernels); "
+                         "use precision: f32, device: tensorrt with f16, or the openvino or tensorrt engine")
+        return found
+
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        own: OnnxRuntimeEngine.Options = self.checked(options)
         import onnxruntime as ort
 
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        device, _, index = options.device.lower().partition(":")
-        if device not in _DEVICE_PROVIDERS or (index and (device == "cpu" or not index.isdigit())):
-            raise self.unavailable(f"unknown device {options.device!r}",
-                                   "use cpu, cuda, cuda:N, tensorrt, tensorrt:N or engine_options.providers")
-        if options.precision != "f32" and not (options.precision == "f16" and device == "tensorrt"):
-            raise self.unavailable(f"precision {options.precision!r} is not supported on device {device!r} (ONNX "
-                                   "Runtime runs a model at the precision it is stored in; only its TensorRT "
-                                   "provider can build fp16 kernels)",
-                                   "use precision: f32, device: tensorrt with f16, or the openvino or tensorrt "
-                                   "engine")
-        cpu_fallback = bool(extra.get("cpu_fallback", False))
-        providers = list(extra.get("providers") or _DEVICE_PROVIDERS[device])
-        if not extra.get("providers") and cpu_fallback and device != "cpu":
+        device, index = options.device.kind, options.device.index or 0
+        cpu_fallback = own.cpu_fallback
+        providers = list(own.providers or _DEVICE_PROVIDERS[device])
+        if not own.providers and cpu_fallback and device != "cpu":
             providers.append("CPUExecutionProvider")
-        names = [p if isinstance(p, str) else p[0] for p in providers]
         available = ort.get_available_providers()
-        missing = [p for p in names if p not in available]
+        missing = [p for p in providers if p not in available]
         if missing:
             # ORT would only warn and quietly run on the CPU; a graph that asked for a GPU must hear about it.
             raise self.unavailable(f"execution provider {', '.join(missing)} is not available here "
                                    f"(available: {', '.join(available)})",
                                    "pip install onnxruntime-gpu (instead of onnxruntime) for CUDA/TensorRT")
-        provider_options = extra.get("provider_options")
-        if provider_options is None and not extra.get("providers"):
-            provider_options = [self._provider_options(p, int(index or 0), options, model_path, ort.__version__)
-                                for p in names]
+        if own.providers:
+            provider_options = [dict(p) for p in own.provider_options] or None
+        else:
+            provider_options = [self._provider_options(p, index, options, model_path, ort.__version__)
+                                for p in providers]
         so = ort.SessionOptions()
-        gpu = [p for p in names if p in _GPU_PROVIDERS]
-        if gpu and "CPUExecutionProvider" not in names and not cpu_fallback:
+        gpu = [p for p in providers if p in _GPU_PROVIDERS]
+        if gpu and "CPUExecutionProvider" not in providers and not cpu_fallback:
             # Without this ORT places the nodes its GPU providers cannot run on the CPU, silently.
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         if options.threads:
             so.intra_op_num_threads = options.threads
         # ORT's pool threads busy-wait between runs by default. Inside a pipeline that steals the cores the
-        # decoder and encoder need (measured: 1.7 s of CPU on a 250-frame 720p clip); the engine_options key
+        # decoder and encoder need (measured: 1.7 s of CPU on a 250-frame 720p clip); the option
         # allow_spinning: true restores it for inference-only workloads.
-        spinning = "1" if extra.get("allow_spinning", False) else "0"
+        spinning = "1" if own.allow_spinning else "0"
         so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-        if "inter_op_num_threads" in extra:
-            so.inter_op_num_threads = int(extra["inter_op_num_threads"])
-        if "graph_optimization_level" in extra:
-            level = str(extra["graph_optimization_level"]).lower()
-            if level not in _LEVELS:
-                raise ValueError(f"engine 'onnxruntime': engine_options.graph_optimization_level: expected one of "
-                                 f"{', '.join(_LEVELS)}, got {level!r}")
-            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        if own.inter_op_num_threads:
+            so.inter_op_num_threads = own.inter_op_num_threads
+        if own.graph_optimization_level is not None:
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[own.graph_optimization_level])
         sess = ort.InferenceSession(str(model_path), sess_options=so, providers=providers,
                                     provider_options=provider_options)
         used = sess.get_providers()
@@ -112,7 +129,7 @@ class OnnxRuntimeEngine(Engine):
             raise self.unavailable(f"{gpu[0]} did not start (the session runs on {', '.join(used)}); ONNX "
                                    "Runtime's log above says why",
                                    "install the CUDA, cuDNN and TensorRT libraries this onnxruntime-gpu was built "
-                                   "for, or set engine_options.cpu_fallback: true")
+                                   "for, or set the option cpu_fallback: true")
         return _OrtSession(sess, Path(model_path), options.threads, options.precision)
 
     def _provider_options(self, provider: str, index: int, options: EngineOptions, model_path: Path,

@@ -1,55 +1,114 @@
-"""OpenVINO: reads ONNX or its own IR (.xml + .bin); CPU by default, GPU/NPU/AUTO where present."""
+"""OpenVINO: reads ONNX or its own IR (.xml + .bin); CPU by default, GPU/NPU and the virtual devices (AUTO,
+HETERO, MULTI, BATCH) where present.
+
+Devices: `cpu`, `gpu`, `gpu:N` (OpenVINO's GPU.N; `gpu.1` reads the same), `npu`, and `auto`, `hetero`,
+`multi`, `batch`, which pick or combine the devices named in the option `candidates` (AUTO:GPU,CPU).
+"""
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import Engine, EngineOptions, Session, TensorSpec
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec, parse_device
 
-_PRECISIONS = ("f32", "f16", "bf16")
 # Virtual devices that pick or combine real ones; OpenVINO checks them itself.
-_META_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
+_META_DEVICES = ("auto", "hetero", "multi", "batch")
+_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+# Compile properties set from typed settings: naming them in `properties` too would be ambiguous.
+_TYPED = {"INFERENCE_PRECISION_HINT": "precision", "INFERENCE_NUM_THREADS": "threads",
+          "PERFORMANCE_HINT": "performance_hint", "NUM_STREAMS": "num_streams"}
 
 
 class OpenVinoEngine(Engine):
-    """`engine_options` are OpenVINO compile properties, passed as given (e.g. PERFORMANCE_HINT: LATENCY).
+    """OpenVINO. `threads` sets INFERENCE_NUM_THREADS on the CPU (0: OpenVINO's default).
 
     INFERENCE_PRECISION_HINT is always set, from `precision` (default f32): without it OpenVINO computes in
     bf16 on CPUs that support it, which moved BlazeFace logits by up to 5 (assets/models/*.md)."""
+
+    @dataclass(frozen=True)
+    class Options:
+        #: PERFORMANCE_HINT: latency, throughput or cumulative_throughput (default: OpenVINO's, latency).
+        performance_hint: str = ""
+        #: NUM_STREAMS: inference streams (0: what the performance hint picks).
+        num_streams: int = 0
+        #: For device auto, hetero, multi or batch: the devices it picks from or splits over, in order.
+        candidates: tuple[str, ...] = ()
+        #: Other OpenVINO compile properties, passed as given (e.g. {CACHE_DIR: /tmp/ov_cache}).
+        properties: dict[str, Any] = field(default_factory=dict)
+
+        def __post_init__(self):
+            if self.performance_hint and self.performance_hint.upper() not in _HINTS:
+                raise ValueError(f"performance_hint must be one of {', '.join(h.lower() for h in _HINTS)}, "
+                                 f"got {self.performance_hint!r}")
+            if self.num_streams < 0:
+                raise ValueError(f"num_streams must be >= 0 (0: the performance hint's choice), got "
+                                 f"{self.num_streams}")
+            for name in self.candidates:
+                device = parse_device(name, OpenVinoEngine.device_forms)
+                if device.kind in _META_DEVICES:
+                    raise ValueError(f"candidates: {name!r} is itself a virtual device; name real ones (cpu, gpu, "
+                                     "gpu:N, npu)")
+            clash = sorted(k for k in self.properties if str(k).upper() in _TYPED)
+            if clash:
+                raise ValueError("properties: " + ", ".join(f"{k} is set by {_TYPED[str(k).upper()]}" for k in clash))
 
     name = "openvino"
     formats = (".xml", ".onnx")
     module = "openvino"
     distributions = ("openvino",)
     install_hint = 'pip install "framegraph[openvino]"'
+    device_forms = ("cpu", "gpu[:N]", "npu[:N]", "auto", "hetero", "multi", "batch")
+    precisions = ("f32", "f16", "bf16")
 
     def devices(self) -> list[str]:
         import openvino as ov
 
         return [d.lower() for d in ov.Core().available_devices]
 
+    def problems(self, options: EngineOptions) -> list[str]:
+        found = super().problems(options)
+        own = options.own
+        kind = options.device.kind
+        if own is not None and isinstance(own, self.Options):
+            if kind in ("hetero", "multi", "batch") and not own.candidates:
+                found.append(f"device '{kind}' needs the devices it combines in the option candidates "
+                             "(e.g. [gpu, cpu])")
+            if own.candidates and kind not in _META_DEVICES:
+                found.append(f"the option candidates is for device auto, hetero, multi or batch, not '{kind}'")
+        return found
+
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        own: OpenVinoEngine.Options = self.checked(options)
         import openvino as ov
 
-        if options.precision not in _PRECISIONS:
-            raise self.unavailable(f"precision {options.precision!r} is not supported",
-                                   f"use one of {', '.join(_PRECISIONS)}")
         core = ov.Core()
-        device = options.device.upper()
+        device = _ov_name(options.device.kind, options.device.index)
         available = core.available_devices
-        if not device.startswith(_META_DEVICES) and not any(d.split(".")[0] == device.split(".")[0]
-                                                            for d in available):
-            raise self.unavailable(f"device {options.device!r} is not available here "
+        if options.device.kind not in _META_DEVICES and not any(d.split(".")[0] == device.split(".")[0]
+                                                                for d in available):
+            raise self.unavailable(f"device '{options.device}' is not available here "
                                    f"(available: {', '.join(d.lower() for d in available)})",
                                    "install the device's OpenVINO plugin and driver, or use device: cpu")
+        if own.candidates:
+            device += ":" + ",".join(_ov_name(d.kind, d.index) for d in map(parse_device, own.candidates))
         config: dict = {"INFERENCE_PRECISION_HINT": options.precision}
         if options.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = options.threads
-        config.update({str(k): v for k, v in options.extra.items()})
+        if own.performance_hint:
+            config["PERFORMANCE_HINT"] = own.performance_hint.upper()
+        if own.num_streams:
+            config["NUM_STREAMS"] = own.num_streams
+        config.update({str(k): v for k, v in own.properties.items()})
         compiled = core.compile_model(core.read_model(str(model_path)), device, config)
         return _OvSession(compiled, Path(model_path))
+
+
+def _ov_name(kind: str, index: int | None) -> str:
+    return kind.upper() + (f".{index}" if index is not None else "")
 
 
 class _OvSession(Session):

@@ -22,31 +22,54 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
 from pipelines.errors import ModelError
 
-from . import Engine, EngineOptions, Session, TensorSpec
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
 
-_PRECISIONS = ("f32", "f16")
-_EXTRA = ("workspace_mb", "builder_optimization_level", "input_shapes", "cuda_api", "verbose")
-_CUDA_APIS = ("auto", "cuda-python", "torch")
 _ENGINE_FILE = "model.engine"
 _IO_FILE = "io.json"
 
 
 class TensorRtEngine(Engine):
-    """`engine_options`: workspace_mb (the builder's scratch memory limit, default 1024),
-    builder_optimization_level (0-5, TensorRT's default 3), input_shapes ({input name: [dims]} for inputs with
-    dynamic dimensions; the engine is built for exactly those), cuda_api ("auto" | "cuda-python" | "torch": what
-    allocates and copies device memory), verbose (TensorRT's INFO messages in the log).
+    """TensorRT, on NVIDIA GPUs only: `device` is cuda (GPU 0, the default) or cuda:N (gpu[:N] reads the same).
+    `threads` does not apply (0 or any value). `precision`: f32 or f16."""
 
-    `device` is "cuda" (GPU 0) or "cuda:N"; TensorRT runs only on NVIDIA GPUs."""
+    @dataclass(frozen=True)
+    class Options:
+        #: The builder's scratch memory limit, in MiB.
+        workspace_mb: int = 1024
+        #: 0-5 (default: TensorRT's, 3): higher builds longer and may find faster kernels.
+        builder_optimization_level: int | None = None
+        #: {input name: [dims]} for inputs with dynamic dimensions; the engine is built for exactly those.
+        input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+        #: What allocates and copies device memory: auto (cuda-python, else PyTorch), cuda-python or torch.
+        cuda_api: Literal["auto", "cuda-python", "torch"] = "auto"
+        #: TensorRT's INFO messages in the log.
+        verbose: bool = False
+
+        def __post_init__(self):
+            if self.workspace_mb < 1:
+                raise ValueError(f"workspace_mb must be >= 1, got {self.workspace_mb}")
+            level = self.builder_optimization_level
+            if level is not None and not 0 <= level <= 5:
+                raise ValueError(f"builder_optimization_level must be 0-5, got {level}")
+            shapes = {}
+            for name, dims in self.input_shapes.items():
+                if (not isinstance(dims, (list, tuple)) or not dims
+                        or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)):
+                    raise ValueError(f"input_shapes: {name}: expected a shape of positive ints (e.g. [1, 128, 128, "
+                                     f"3]), got {dims!r}")
+                shapes[str(name)] = tuple(dims)
+            object.__setattr__(self, "input_shapes", shapes)
 
     name = "tensorrt"
     formats = (".onnx",)
@@ -54,6 +77,9 @@ class TensorRtEngine(Engine):
     distributions = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13-bindings",
                      "tensorrt-cu12-bindings")
     install_hint = 'pip install "framegraph[tensorrt]"'
+    device_forms = ("cuda[:N]", "gpu[:N]")
+    default_device = "cuda"
+    precisions = ("f32", "f16")
 
     def is_installed(self) -> bool:
         # Without importing anything: the tensorrt bindings, and something that can move memory to the GPU.
@@ -68,32 +94,22 @@ class TensorRtEngine(Engine):
         return ["cuda"] + [f"cuda:{i}" for i in range(count)] if count > 1 else ["cuda"] if count else []
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        if options.precision not in _PRECISIONS:
-            raise self.unavailable(f"precision {options.precision!r} is not supported",
-                                   f"use one of {', '.join(_PRECISIONS)}")
-        index = self._device_index(options.device)
-        cuda_api = str(extra.get("cuda_api", "auto")).lower()
-        if cuda_api not in _CUDA_APIS:
-            raise ValueError(f"engine 'tensorrt': engine_options.cuda_api: expected one of {', '.join(_CUDA_APIS)}, "
-                             f"got {cuda_api!r}")
-        api = _CudaApi.create(cuda_api)
+        own: TensorRtEngine.Options = self.checked(options)
+        index = options.device.index or 0
+        api = _CudaApi.create(own.cuda_api)
         count = api.device_count()
         if index >= count:
-            raise self.unavailable(f"device {options.device!r} asked for, but this machine has "
+            raise self.unavailable(f"device '{options.device}' asked for, but this machine has "
                                    f"{count or 'no'} CUDA GPU{'s' if count != 1 else ''}",
                                    "check nvidia-smi and the driver, or run on onnxruntime/openvino on the CPU")
         api.set_device(index)
         gpu_name, (major, minor) = api.device_name(index), api.capability(index)
         trt = importlib.import_module("tensorrt")
-        workspace_mb = int(extra.get("workspace_mb", 1024))
-        level = extra.get("builder_optimization_level")
-        shapes = {str(k): tuple(int(d) for d in v) for k, v in dict(extra.get("input_shapes") or {}).items()}
+        workspace_mb, level, shapes = own.workspace_mb, own.builder_optimization_level, dict(own.input_shapes)
         variant = "-".join([options.precision, f"sm{major}{minor}", _slug(gpu_name), f"ws{workspace_mb}"]
                            + ([f"O{int(level)}"] if level is not None else [])
                            + ([_slug(json.dumps(shapes, sort_keys=True))] if shapes else []))
-        logger = _logger(trt, bool(extra.get("verbose", False)))
+        logger = _logger(trt, own.verbose)
 
         def build(model: Path, out: Path) -> None:
             _build(trt, logger, model, out, options.precision, workspace_mb, level, shapes)
@@ -108,14 +124,6 @@ class TensorRtEngine(Engine):
         details = (f"TensorRT {trt.__version__}, {options.precision}, {gpu_name} (sm_{major}{minor}), "
                    f"{api.name} buffers, plan {folder}")
         return _TrtSession(trt, api, (logger, runtime, engine), io, Path(model_path), index, details)
-
-    def _device_index(self, device: str) -> int:
-        match = re.fullmatch(r"(cuda|gpu)(?::(\d+))?", device.lower())
-        if match is None:
-            raise self.unavailable(f"device {device!r} is not supported (TensorRT runs only on NVIDIA GPUs)",
-                                   "use device: cuda (or cuda:N), or an engine that runs on the CPU "
-                                   "(onnxruntime, openvino, litert)")
-        return int(match.group(2) or 0)
 
 
 def _build(trt, logger, model: Path, out: Path, precision: str, workspace_mb: int, level, shapes: dict) -> None:
@@ -148,7 +156,7 @@ def _build(trt, logger, model: Path, out: Path, precision: str, workspace_mb: in
         if missing:
             raise ModelError(f"engine 'tensorrt': {model.name} has dynamic input dimensions "
                              f"({', '.join(f'{n} {list(dynamic[n])}' for n in missing)}); hint: give the shape it "
-                             "will run at in engine_options.input_shapes: {NAME: [1, 128, 128, 3]}")
+                             "will run at in the engine option input_shapes: {NAME: [1, 128, 128, 3]}")
         profile = builder.create_optimization_profile()
         for name, shape in shapes.items():
             profile.set_shape(name, shape, shape, shape)
@@ -156,7 +164,7 @@ def _build(trt, logger, model: Path, out: Path, precision: str, workspace_mb: in
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ModelError(f"engine 'tensorrt': TensorRT could not build an engine for {model.name} "
-                         "(its messages are in the log above; engine_options.verbose: true shows more)")
+                         "(its messages are in the log above; the engine option verbose: true shows more)")
     (out / _ENGINE_FILE).write_bytes(bytes(plan))
     # The engine lists its I/O tensors in its own order; keep the ONNX graph's, which the graph relies on.
     (out / _IO_FILE).write_text(json.dumps({"inputs": [t.name for t in inputs],
@@ -211,7 +219,7 @@ class _TrtSession(Session):
             buffer = self._buffers[name]
             if array.shape != buffer.host.shape:
                 raise ModelError(f"engine 'tensorrt': input {name} was built for {list(buffer.host.shape)}, "
-                                 f"got {list(array.shape)}; hint: set engine_options.input_shapes to the fed shape")
+                                 f"got {list(array.shape)}; hint: set the engine option input_shapes to the fed shape")
             np.copyto(buffer.host, array, casting="no")
             api.to_device(buffer, stream)
         if not self._context.execute_async_v3(api.stream_handle(stream)):

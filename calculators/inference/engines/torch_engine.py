@@ -22,36 +22,43 @@ import sys
 import types
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
 from pipelines.errors import ModelError
 
-from . import Engine, EngineOptions, Session, TensorSpec
-from .model_io import check_shape_count, dist_version, fixed_inputs, onnx_io, parse_input_shapes, spec_from_dict
 from .conversion_cache import cached_conversion
+from .model_io import check_input_shapes, check_shape_count, dist_version, fixed_inputs, onnx_io, spec_from_dict
 
 log = logging.getLogger("framegraph.engines")
 
-_EXTRA = ("input_shapes",)
 _META = "framegraph.json"  # the I/O description stored inside TorchScript archives made here
 _CONVERTED = "model.ts"
 
 
 class TorchEngine(Engine):
-    """`engine_options`: input_shapes (one shape per input, e.g. [[1, 128, 128, 3]]): needed for a TorchScript
-    file that does not carry `framegraph.json` (then inputs are float32 and outputs are found by one run on
-    zeros) and for an ONNX model with dynamic dimensions (the trace fixes them).
+    """PyTorch. `device`: cpu, or cuda[:N] where torch.cuda.is_available(). `threads` sets torch.set_num_threads,
+    which is process-wide, and only when given (0: torch's default). `precision`: f32 only."""
 
-    `device`: cpu, or cuda where torch.cuda.is_available(). `threads` sets torch.set_num_threads, which is
-    process-wide, and only when given. `precision`: f32 only."""
+    @dataclass(frozen=True)
+    class Options:
+        #: One shape per input, e.g. [[1, 128, 128, 3]]: needed for a TorchScript file without `framegraph.json`
+        #: (then inputs are float32 and outputs are found by one run on zeros) and for an ONNX model with dynamic
+        #: dimensions (the trace fixes them).
+        input_shapes: tuple[tuple[int, ...], ...] = ()
+
+        def __post_init__(self):
+            check_input_shapes(self.input_shapes)
 
     name = "torch"
     formats = (".pt", ".ts", ".pt2", ".onnx")
     module = "torch"
     distributions = ("torch",)
     install_hint = 'pip install "framegraph[torch]"'
+    device_forms = ("cpu", "cuda[:N]")
 
     def devices(self) -> list[str]:
         import torch
@@ -59,19 +66,13 @@ class TorchEngine(Engine):
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
+        own: TorchEngine.Options = self.checked(options)
         import torch
 
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        shapes = parse_input_shapes(extra.get("input_shapes"), "torch")
-        if options.precision != "f32":
-            raise self.unavailable(f"precision {options.precision!r} is not supported (the model runs at the "
-                                   "precision it is stored in)", "use precision: f32")
-        device = options.device.lower()
-        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-            raise self.unavailable(f"unknown device {options.device!r}", "use device: cpu or cuda")
+        shapes = [tuple(s) for s in own.input_shapes] or None
+        device = str(options.device)
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise self.unavailable(f"device {options.device!r} is not available here (torch {torch.__version__}, "
+            raise self.unavailable(f"device {device!r} is not available here (torch {torch.__version__}, "
                                    "torch.cuda.is_available() is False)",
                                    "install a CUDA build of torch, or use device: cpu")
         if options.threads:
@@ -157,7 +158,7 @@ def _load_torchscript(path: Path, device: str, shapes: list[tuple[int, ...]] | N
     names = [a.name for a in module.forward.schema.arguments[1:]]  # [0] is self
     if not shapes:
         raise ModelError(f"engine 'torch': {path.name} is TorchScript without input shapes (it takes "
-                         f"{', '.join(names) or 'no inputs'}); hint: set engine_options.input_shapes, e.g. "
+                         f"{', '.join(names) or 'no inputs'}); hint: set the engine option input_shapes, e.g. "
                          "[[1, 128, 128, 3]], one per input")
     check_shape_count(path, shapes, len(names), "torch")
     return module, [TensorSpec(n, s, np.dtype(np.float32)) for n, s in zip(names, shapes)], None

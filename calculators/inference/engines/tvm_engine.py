@@ -20,16 +20,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from . import Engine, EngineOptions, Session, TensorSpec
+from pipelines.engines import Engine, EngineOptions, Session, TensorSpec
+
 from .conversion_cache import cached_conversion
 
 log = logging.getLogger("framegraph.engines")
 
-_EXTRA = ("mcpu", "schedule")
 _SCHEDULES = {"default": "nhwc-pv1", "none": "plain"}  # name -> its tag in the cache key (bump when it changes)
 _LIBRARY = "model.so"
 _SIGNATURE = "io.json"
@@ -37,10 +39,17 @@ _VECTOR = 16  # lanes the innermost loop is split to; LLVM narrows it to what -m
 
 
 class TvmEngine(Engine):
-    """`engine_options`: mcpu (LLVM CPU name, e.g. "znver4", "skylake-avx512", "generic"; default: the host's,
-    as LLVM detects it), schedule ("default": the simple parallel/vectorised schedule; "none": TVM's unscheduled
-    loops). The compiled library is cached per TVM version, target and schedule, so a graph moved to another CPU
-    compiles again."""
+    """Apache TVM, compiling for this machine's CPU. `threads` is not applied (TVM's pool takes $TVM_NUM_THREADS;
+    0 and any other value leave it to TVM). `precision`: f32 (the model is compiled at the precision it is
+    stored in). The compiled library is cached per TVM version, target and schedule, so a graph moved to another
+    CPU compiles again."""
+
+    @dataclass(frozen=True)
+    class Options:
+        #: LLVM CPU name, e.g. "znver4", "skylake-avx512", "generic" (default: the host's, as LLVM detects it).
+        mcpu: str = ""
+        #: default: the simple parallel/vectorised schedule; none: TVM's unscheduled loops.
+        schedule: Literal["default", "none"] = "default"
 
     name = "tvm"
     formats = (".onnx",)
@@ -52,27 +61,17 @@ class TvmEngine(Engine):
         return ["cpu"]
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
-        extra = dict(options.extra)
-        self.check_extra(extra, _EXTRA)
-        if options.device.lower() != "cpu":
-            raise self.unavailable(f"device {options.device!r} is not supported (this engine compiles for the "
-                                   "CPU only)", "use device: cpu, or onnxruntime / openvino for a GPU")
-        if options.precision != "f32":
-            raise self.unavailable(f"precision {options.precision!r} is not supported (the model is compiled at "
-                                   "the precision it is stored in)", "use precision: f32")
+        own: TvmEngine.Options = self.checked(options)
         import tvm
         from tvm import relax
         from tvm.target import codegen
 
-        schedule = str(extra.get("schedule", "default"))
-        if schedule not in _SCHEDULES:
-            raise ValueError(f"engine 'tvm': engine_options.schedule: expected one of {', '.join(_SCHEDULES)}, "
-                             f"got {schedule!r}")
-        mcpu = str(extra.get("mcpu") or codegen.llvm_get_system_cpu())
+        schedule = own.schedule
+        mcpu = own.mcpu or codegen.llvm_get_system_cpu()
         if not codegen.llvm_is_valid_cpu(mcpu, codegen.llvm_get_system_triple()):
-            raise ValueError(f"engine 'tvm': engine_options.mcpu: LLVM {codegen.llvm_version_major()} does not know "
-                             f"CPU {mcpu!r}; hint: leave mcpu out to use the host's "
-                             f"({codegen.llvm_get_system_cpu()}), or name an older CPU of the same family")
+            raise self.refuse(f"option mcpu: LLVM {codegen.llvm_version_major()} does not know CPU {mcpu!r}",
+                              f"leave mcpu out to use the host's ({codegen.llvm_get_system_cpu()}), or name an "
+                              "older CPU of the same family")
         target = {"kind": "llvm", "mcpu": mcpu}
         folder = cached_conversion(Path(model_path), self.name, tvm.__version__,
                                    f"llvm-mcpu-{mcpu}-{_SCHEDULES[schedule]}",

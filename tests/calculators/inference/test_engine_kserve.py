@@ -3,6 +3,7 @@ Runtime (tests/support/v2_server.py), over HTTP and gRPC."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calculators.inference.engines import EngineOptions, get_engine
+from calculators.inference.engines.kserve_engine import KServeEngine
 from pipelines import Graph
-from pipelines.errors import CalculatorError, EngineUnavailableError, ModelError
+from pipelines.engines import EngineChoice, EngineOptionError, EngineOptions, configure_engine, get_engine
+from pipelines.errors import CalculatorError, EngineUnavailableError, GraphValidationError, ModelError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Tensors
 
@@ -48,11 +50,11 @@ def url(server: V2Server, protocol: str) -> str:
 
 def inference(model: str, options: str, name: str = "remote_inference") -> CalculatorRunner:
     return CalculatorRunner(f"name: {name}\ncalculator: InferenceCalculator\n"
-                            f"options: {{model: {model_file(model)}, engine: [kserve], engine_options: {{{options}}}}}")
+                            f"options: {{model: {model_file(model)}, engine: [{{kserve: {{{options}}}}}]}}")
 
 
-def load(model: str, **extra):
-    return get_engine("kserve").load(model_file(model), EngineOptions(extra=extra))
+def load(model: str, **own):
+    return get_engine("kserve").load(model_file(model), EngineOptions(device="remote", own=KServeEngine.Options(**own)))
 
 
 def inputs(size: int, count: int = 3) -> list[np.ndarray]:
@@ -117,9 +119,11 @@ def test_a_model_the_server_does_not_have_fails_at_open_naming_url_and_model(ser
     error = info.value.original
     assert isinstance(error, ModelError)
     message = str(error)
-    assert message.startswith('node "remote_inference": engine \'kserve\': model \'face_detector_v9\' is not ready on '
+    version = get_engine("kserve").version()
+    assert message.startswith(f'node "remote_inference": engine \'kserve\' {version} cannot load '
+                              "face_detection_short_range.onnx: model 'face_detector_v9' is not ready on "
                               f"{protocol}://{url(server, protocol)}")
-    assert "hint: set engine_options.model_name" in message and "\n" not in message
+    assert "hint: set the option model_name" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -130,16 +134,29 @@ def test_a_server_model_of_another_shape_fails_at_open(server, protocol):
     assert str(info.value) == (
         f"engine 'kserve': model 'face_detection_full_range' on {protocol}://{url(server, protocol)} has inputs "
         "[input [1,192,192,3] FP32] but the graph's model face_detection_short_range.onnx has "
-        "[input [1,128,128,3] FP32]; hint: serve the same model, or point model: / engine_options.model_name at "
+        "[input [1,128,128,3] FP32]; hint: serve the same model, or point model: / the option model_name at "
         "the matching one")
 
 
 def test_the_graphs_input_shape_is_checked_against_the_server_model(server):
+    # engine_options, as older graphs give them: the options of the one engine named
     runner = CalculatorRunner(f"name: remote_inference\ncalculator: InferenceCalculator\noptions: "
                               f"{{model: {model_file('face_detection_short_range')}, engine: [kserve], "
                               f"input_shape: [1, 192, 192, 3], engine_options: {{url: '{server.http_url}'}}}}")
-    with pytest.raises(CalculatorError, match=r"expects input \[1,128,128,3\] but the graph feeds \[1,192,192,3\]"):
+    # In a graph, the local copy's header already says so, before anything connects.
+    with pytest.raises(GraphValidationError, match=r"expects input \[1,128,128,3\] but the graph feeds \[1,192,192,3\]"):
         runner.run({"TENSORS": inputs(192, 1)})
+    # Built in Python (nothing validated), the shape the server reports is checked at open.
+    from calculators.inference.inference import InferenceCalculator
+
+    calculator = InferenceCalculator(InferenceCalculator.Options(
+        model=(str(model_file("face_detection_short_range")),), engine=({"kserve": {"url": server.http_url}},),
+        input_shape=(1, 192, 192, 3)))
+    context = type("Context", (), {"node_name": "remote_inference", "logger": logging.getLogger("test")})()
+    with pytest.raises(ModelError, match=r'node "remote_inference": model face_detection_short_range.onnx expects '
+                                         r"input \[1,128,128,3\] but the graph feeds \[1,192,192,3\]"):
+        calculator.open(context)
+    calculator.close(context)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -148,7 +165,7 @@ def test_no_server_is_an_unavailable_engine(protocol):
 
     address = f"127.0.0.1:{free_port()}"
     start = time.monotonic()
-    with pytest.raises(EngineUnavailableError, match=f"no v2 inference server answers at {protocol}://{address} "):
+    with pytest.raises(EngineUnavailableError, match=f"engine 'kserve': cannot reach {protocol}://{address}: "):
         load("face_detection_short_range", url=address, protocol=protocol, timeout_s=2)
     assert time.monotonic() - start < 2
 
@@ -165,8 +182,8 @@ def test_a_server_killed_mid_stream_stops_the_graph_with_one_line_naming_the_url
             calculator: InferenceCalculator
             inputs: {{TENSORS: input_tensors}}
             outputs: {{TENSORS: detection_tensors}}
-            options: {{model: {model_file('face_detection_short_range')}, engine: [kserve],
-                       engine_options: {{url: '{address}', protocol: {protocol}, timeout_s: 2}}}}
+            options: {{model: {model_file('face_detection_short_range')},
+                       engine: [{{kserve: {{url: '{address}', protocol: {protocol}, timeout_s: 2}}}}]}}
     """)
     handle = graph.start(outputs=["detection_tensors"])
     results = handle.outputs("detection_tensors", timeout=10)
@@ -182,7 +199,8 @@ def test_a_server_killed_mid_stream_stops_the_graph_with_one_line_naming_the_url
     assert time.monotonic() - start < 3
     message = str(info.value)
     assert message.startswith('node "remote_inference" (InferenceCalculator) failed in process() at timestamp 3: '
-                              f"RemoteEngineError: engine 'kserve': model 'face_detection_short_range' on "
+                              'RemoteEngineError: node "remote_inference": engine \'kserve\' failed running '
+                              "face_detection_short_range.onnx: model 'face_detection_short_range' on "
                               f"{protocol}://{address} failed: ")
     assert "hint: is the server still up?" in message and "\n" not in message
 
@@ -205,20 +223,35 @@ def test_a_hung_server_times_out_instead_of_hanging(own_server, protocol):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"protocol": "websocket"}, "engine_options.protocol: expected http or grpc, got 'websocket'"),
-    ({"url": "http://127.0.0.1:8000/v2/models"}, "engine_options.url: expected host:port"),
-    ({"timeout_s": 0}, "engine_options.timeout_s: expected seconds > 0, got 0"),
-    ({"binary_data": "yes"}, "engine_options.binary_data: expected true, false or auto, got 'yes'"),
-    ({"modelname": "x"}, "unknown engine_options modelname; expected any of: url, protocol, model_name"),
+    ({"protocol": "websocket"}, "option 'protocol': expected one of 'http', 'grpc', got 'websocket'"),
+    ({"url": "http://127.0.0.1:8000/v2/models"}, "url: expected host:port"),
+    ({"timeout_s": 0}, "timeout_s: expected seconds > 0, got 0"),
+    ({"binary_data": "yes"}, "binary_data: expected true, false or auto, got 'yes'"),
+    ({"modelname": "x"}, "unknown option 'modelname'. Did you mean 'model_name'? Valid: url, protocol, model_name"),
 ])
 def test_engine_options_are_checked_before_connecting(options, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load("face_detection_short_range", **options)
+    configured, errors = configure_engine(EngineChoice("kserve", options=options))
+    assert configured is None and len(errors) == 1
+    assert errors[0].startswith("engine 'kserve': ") and message in errors[0]
+    if "modelname" not in options:  # in Python, the same check when the options are made
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load("face_detection_short_range", **options)
 
 
 def test_device_and_precision_are_the_servers_choice():
     engine = get_engine("kserve")
-    with pytest.raises(EngineUnavailableError, match="device 'cuda' cannot be chosen from the client"):
+    assert configure_engine(EngineChoice("kserve"))[0].options.device.kind == "remote"  # its default device
+    with pytest.raises(EngineOptionError, match=r"device 'cuda' is not one it takes. Valid: remote, cpu"):
         engine.load(model_file("face_detection_short_range"), EngineOptions(device="cuda"))
-    with pytest.raises(EngineUnavailableError, match="precision 'f16' cannot be chosen from the client"):
-        engine.load(model_file("face_detection_short_range"), EngineOptions(precision="f16"))
+    with pytest.raises(EngineOptionError, match="precision 'f16' is not one it runs at. Valid: f32"):
+        engine.load(model_file("face_detection_short_range"), EngineOptions(device="remote", precision="f16"))
+
+
+def test_threads_zero_is_accepted(server):
+    configured, errors = configure_engine(EngineChoice("kserve", threads=0, options={"url": server.http_url}))
+    assert errors == []
+    session = configured.engine.load(model_file("face_detection_short_range"), configured.options)
+    try:
+        assert [o.shape for o in session.run(inputs(128, 1))] == [(1, 896, 16), (1, 896, 1)]
+    finally:
+        session.close()

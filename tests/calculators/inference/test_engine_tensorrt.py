@@ -18,7 +18,8 @@ from metrics import iou
 
 from calculators.inference.engines import EngineOptions, get_engine, known_engines
 from pipelines import Graph, load_graph
-from pipelines.errors import CalculatorError, EngineUnavailableError
+from pipelines.engines import Device, EngineChoice, EngineOptionError, configure_engine
+from pipelines.errors import CalculatorError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
 
@@ -66,17 +67,28 @@ def test_naming_and_checking_tensorrt_imports_neither_tensorrt_nor_cuda():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.parametrize("device", ["cpu", "gpu:x", "npu"])
+@pytest.mark.parametrize("device", ["cpu", "npu"])
 def test_devices_other_than_cuda_are_refused_before_anything_is_imported(device):
-    with pytest.raises(EngineUnavailableError, match=f"device '{device}' is not supported .TensorRT runs only on "
-                                                     "NVIDIA GPUs.; hint: use device: cuda"):
+    with pytest.raises(EngineOptionError, match=fr"engine 'tensorrt': device '{device}' is not one it takes. Valid: "
+                                                r"cuda\[:N\], gpu\[:N\]"):
         ENGINE.load(MODELS["short_range"][1], EngineOptions(device=device))
+    with pytest.raises(ValueError, match="device 'gpu:x' is not NAME or NAME:N. Valid: cpu, cuda"):
+        EngineOptions(device="gpu:x")
+
+
+def test_the_default_device_is_cuda():
+    configured, errors = configure_engine(EngineChoice("tensorrt"))
+    assert errors == [] and configured.options.device == Device("cuda")
+    assert configure_engine(EngineChoice("tensorrt", device="gpu:1"))[0].options.device == Device("gpu", 1)
 
 
 def test_unknown_engine_options_and_precisions_are_refused():
-    with pytest.raises(ValueError, match="unknown engine_options workspace; expected any of: workspace_mb"):
-        ENGINE.load(MODELS["short_range"][1], EngineOptions(device="cuda", extra={"workspace": 1}))
-    with pytest.raises(EngineUnavailableError, match="precision 'bf16' is not supported; hint: use one of f32, f16"):
+    assert configure_engine(EngineChoice("tensorrt", options={"workspace": 1}))[1] == [
+        "engine 'tensorrt': unknown option 'workspace'. Did you mean 'workspace_mb'? Valid: workspace_mb, "
+        "builder_optimization_level, input_shapes, cuda_api, verbose"]
+    assert configure_engine(EngineChoice("tensorrt", options={"builder_optimization_level": 9}))[1] == [
+        "engine 'tensorrt': invalid options: builder_optimization_level must be 0-5, got 9"]
+    with pytest.raises(EngineOptionError, match=r"precision 'bf16' is not one it runs at. Valid: f32, f16"):
         ENGINE.load(MODELS["short_range"][1], EngineOptions(device="cuda", precision="bf16"))
 
 
@@ -88,7 +100,8 @@ def test_a_graph_naming_tensorrt_where_it_is_missing_says_how_to_install_it():
     with pytest.raises(CalculatorError) as info:
         runner.run({"TENSORS": [Tensors((np.zeros((1, 128, 128, 3), np.float32),))]})
     message = str(info.value.original)
-    assert "engine 'tensorrt' is not installed; installed engines:" in message
+    assert ("engine 'tensorrt' is not installed, so it cannot load face_detection_short_range.onnx; installed "
+            "engines:") in message
     assert 'hint: pip install "framegraph[tensorrt]"' in message
 
 

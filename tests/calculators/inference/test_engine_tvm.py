@@ -12,6 +12,8 @@ import pytest
 from media import astronaut_image, carphone_clip, read_rgb_frames, require
 
 from calculators.inference.engines import EngineOptions, get_engine, list_engines
+from calculators.inference.engines.tvm_engine import TvmEngine
+from pipelines.engines import EngineChoice, EngineOptionError, configure_engine
 from pipelines.errors import EngineUnavailableError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
@@ -85,8 +87,6 @@ def test_the_compiled_library_is_cached_per_model_tvm_version_and_cpu(cache, mon
     import tvm
     from tvm.target import codegen
 
-    from calculators.inference.engines.tvm_engine import TvmEngine
-
     engine = get_engine("tvm")
     engine.load(model_file("short_range"), EngineOptions()).close()  # compiled by the test above, or now
     entries = list(cache.glob(f"{tvm.__version__}-fg*/*-llvm-mcpu-{codegen.llvm_get_system_cpu()}-nhwc-pv1"))
@@ -111,8 +111,8 @@ def test_the_compiled_library_is_cached_per_model_tvm_version_and_cpu(cache, mon
 
 
 def test_an_unknown_cpu_name_is_refused_before_compiling(cache):
-    with pytest.raises(ValueError, match=r"engine 'tvm': engine_options.mcpu: LLVM \d+ does not know CPU 'pentium9'"):
-        get_engine("tvm").load(model_file("short_range"), EngineOptions(extra={"mcpu": "pentium9"}))
+    with pytest.raises(EngineOptionError, match=r"engine 'tvm': option mcpu: LLVM \d+ does not know CPU 'pentium9'"):
+        get_engine("tvm").load(model_file("short_range"), EngineOptions(own=TvmEngine.Options(mcpu="pentium9")))
 
 
 def test_a_missing_compiler_says_how_to_get_one(tmp_path, monkeypatch):
@@ -125,18 +125,29 @@ def test_a_missing_compiler_says_how_to_get_one(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("model.so"))
 
 
-@pytest.mark.parametrize("options, error, message", [
-    (EngineOptions(device="cuda"), EngineUnavailableError, "device 'cuda' is not supported"),
-    (EngineOptions(precision="f16"), EngineUnavailableError, "precision 'f16' is not supported"),
-    (EngineOptions(extra={"target": "cuda"}), ValueError, "unknown engine_options target; expected any of: mcpu"),
-    (EngineOptions(extra={"schedule": "tuned"}), ValueError, "engine_options.schedule: expected one of default, none"),
+@pytest.mark.parametrize("options, message", [
+    (EngineOptions(device="cuda"), "device 'cuda' is not one it takes. Valid: cpu"),
+    (EngineOptions(precision="f16"), "precision 'f16' is not one it runs at. Valid: f32"),
+    (EngineOptions(own=TvmEngine.Options(schedule="tuned")),
+     "option 'schedule': expected one of 'default', 'none', got 'tuned'"),
 ])
-def test_what_the_engine_cannot_do_is_refused(options, error, message):
-    with pytest.raises(error, match=message):
+def test_what_the_engine_cannot_do_is_refused(options, message):
+    with pytest.raises(EngineOptionError, match=message):
         get_engine("tvm").load(model_file("short_range"), options)
+
+
+@pytest.mark.parametrize("entry, message", [
+    (EngineChoice("tvm", options={"target": "cuda"}), "engine 'tvm': unknown option 'target'. Valid: mcpu, schedule"),
+    (EngineChoice("tvm", options={"schedule": "tuned"}),
+     "engine 'tvm': option 'schedule': expected one of 'default', 'none', got 'tuned'"),
+    (EngineChoice("tvm", device="cuda"), "engine 'tvm': device 'cuda' is not one it takes. Valid: cpu"),
+])
+def test_what_the_engine_cannot_do_is_refused_when_the_graph_is_checked(entry, message):
+    assert configure_engine(entry) == (None, [message])
 
 
 def test_list_engines_reports_tvm():
     row = next(r for r in list_engines() if r["name"] == "tvm")
     assert row == {"name": "tvm", "installed": True, "version": importlib.metadata.version("apache-tvm"),
-                   "devices": ["cpu"], "formats": [".onnx"], "hint": 'pip install "framegraph[tvm]"', "error": ""}
+                   "devices": ["cpu"], "device_names": ["cpu"], "formats": [".onnx"], "options": ["mcpu", "schedule"],
+                   "hint": 'pip install "framegraph[tvm]"', "error": ""}

@@ -1,6 +1,7 @@
 """The engine registry: listing, look-up, duplicates, plugins, and lazy imports."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -41,6 +42,8 @@ def test_list_engines_reports_each_installed_engine_with_its_version(name):
     assert row["formats"] == formats
     assert row["hint"] == f'pip install "framegraph[{name}]"'
     assert row["error"] == ""
+    assert "cpu" in row["device_names"]
+    assert row["options"] == [f.name for f in dataclasses.fields(get_engine(name).Options)]
 
 
 def test_known_engines_and_read_only_view():
@@ -52,8 +55,9 @@ def test_known_engines_and_read_only_view():
 
 
 def test_unknown_engine_suggests_the_close_name():
-    with pytest.raises(RegistryError, match="unknown engine 'onxruntime'. Did you mean 'onnxruntime'"):
+    with pytest.raises(RegistryError, match="unknown engine 'onxruntime'. Did you mean 'onnxruntime'") as info:
         get_engine("onxruntime")
+    assert f"Known engines: {', '.join(known_engines())}" in str(info.value)
 
 
 def test_duplicate_names_are_refused_unless_replaced():
@@ -84,7 +88,8 @@ def test_a_registered_engine_that_is_not_installed_says_so():
     try:
         row = next(r for r in list_engines() if r["name"] == "absent_runtime")
         assert row == {"name": "absent_runtime", "installed": False, "version": None, "devices": [],
-                       "formats": [".absent"], "hint": "pip install framegraph-absent-runtime", "error": ""}
+                       "device_names": ["cpu"], "formats": [".absent"], "options": [],
+                       "hint": "pip install framegraph-absent-runtime", "error": ""}
     finally:
         unregister_engine("absent_runtime")
     assert "absent_runtime" not in known_engines()

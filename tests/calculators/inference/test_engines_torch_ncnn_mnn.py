@@ -18,6 +18,7 @@ import pytest
 from calculators.inference.engines import EngineOptions, get_engine
 from media import astronaut_image, astronaut_pan_clip, require
 from metrics import iou
+from pipelines.engines import EngineOptionError
 from pipelines.errors import EngineUnavailableError, ModelError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
@@ -207,15 +208,15 @@ def test_naming_the_engines_imports_no_runtime():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.parametrize("engine, device", [
-    pytest.param("torch", "cuda", marks=engine_param("torch").marks),
-    pytest.param("ncnn", "vulkan", marks=engine_param("ncnn").marks),
-    pytest.param("mnn", "cuda", marks=engine_param("mnn").marks),
+@pytest.mark.parametrize("engine, device, error", [
+    pytest.param("torch", "cuda", EngineUnavailableError, marks=engine_param("torch").marks),
+    pytest.param("ncnn", "vulkan", EngineUnavailableError, marks=engine_param("ncnn").marks),
+    pytest.param("mnn", "cuda", EngineOptionError, marks=engine_param("mnn").marks),  # a device it never takes
 ])
-def test_a_device_that_is_not_there_is_refused(engine, device):
+def test_a_device_that_is_not_there_is_refused(engine, device, error):
     if device in get_engine(engine).devices():
         pytest.skip(f"{engine} has {device} here")
-    with pytest.raises(EngineUnavailableError, match=f"engine '{engine}'.*{device}"):
+    with pytest.raises(error, match=f"engine '{engine}'.*{device}"):
         get_engine(engine).load(ROOT / MODELS["short_range"][2][0], EngineOptions(device=device))
 
 
@@ -236,7 +237,8 @@ def test_ncnn_loads_a_param_file_directly(tmp_path):
     engine = get_engine("ncnn")
     with pytest.raises(ModelError, match="input_shapes"):
         engine.load(tmp_path / "face.param", EngineOptions())
-    bare = engine.load(tmp_path / "face.param", EngineOptions(threads=1, extra={"input_shapes": [[1, 128, 128, 3]]}))
+    bare = engine.load(tmp_path / "face.param",
+                       EngineOptions(threads=1, own=engine.Options(input_shapes=((1, 128, 128, 3),))))
     assert [(s.name, s.shape) for s in bare.outputs] == [("out0", (1, 896, 16)), ("out1", (1, 896, 1))]
     assert "threads 1" in bare.details
     shutil.copy(param.with_suffix(".io.json"), tmp_path / "face.io.json")  # the names, from the ONNX model
@@ -319,11 +321,11 @@ def test_torch_loads_exported_programs_and_plain_torchscript(tmp_path):
     assert [s.shape for s in exported.outputs] == [(1, 4, 8, 8), (1, 4)]
     with pytest.raises(ModelError, match="input_shapes"):
         engine.load(tmp_path / "tiny.ts", EngineOptions())
-    scripted = engine.load(tmp_path / "tiny.ts", EngineOptions(extra={"input_shapes": [[1, 8, 8, 3]]}))
+    scripted = engine.load(tmp_path / "tiny.ts", EngineOptions(own=engine.Options(input_shapes=((1, 8, 8, 3),))))
     assert [(s.name, s.shape) for s in scripted.outputs] == [("output_0", (1, 4, 8, 8)), ("output_1", (1, 4))]
     for session in (exported, scripted):
         for got, expected in zip(session.run([x.numpy()]), want, strict=True):
             np.testing.assert_allclose(got, expected, atol=1e-6)
     (tmp_path / "weights.pt").write_bytes(b"not a torchscript archive")
     with pytest.raises(ModelError, match="not a TorchScript archive"):
-        engine.load(tmp_path / "weights.pt", EngineOptions(extra={"input_shapes": [[1, 8, 8, 3]]}))
+        engine.load(tmp_path / "weights.pt", EngineOptions(own=engine.Options(input_shapes=((1, 8, 8, 3),))))

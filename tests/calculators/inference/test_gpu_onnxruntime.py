@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from calculators.inference.engines import EngineOptions, get_engine
+from calculators.inference.engines.onnxruntime_engine import OnnxRuntimeEngine
+from pipelines.engines import EngineOptionError
 from pipelines.errors import EngineUnavailableError
 
 pytestmark = [pytest.mark.onnxruntime, pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
@@ -98,8 +100,11 @@ def test_tensorrt_takes_f16_and_caches_its_engines_under_the_conversion_cache(fa
     assert session.device == "tensorrt" and "f16" in session.details
 
 
-def test_cpu_fallback_only_when_engine_options_allow_it(fake_gpu):
-    ENGINE.load(MODELS["short_range"], EngineOptions(device="cuda", extra={"cpu_fallback": True}))
+CPU_FALLBACK = OnnxRuntimeEngine.Options(cpu_fallback=True)
+
+
+def test_cpu_fallback_only_when_its_option_allows_it(fake_gpu):
+    ENGINE.load(MODELS["short_range"], EngineOptions(device="cuda", own=CPU_FALLBACK))
     (created,) = FakeSession.created
     assert created["providers"] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert config_entry(created, "session.disable_cpu_ep_fallback") in ("", "0")
@@ -110,19 +115,27 @@ def test_a_gpu_provider_that_does_not_start_is_an_error_not_a_quiet_cpu_run(fake
     with pytest.raises(EngineUnavailableError, match="CUDAExecutionProvider did not start .the session runs on "
                                                      "CPUExecutionProvider.*cpu_fallback: true"):
         ENGINE.load(MODELS["short_range"], EngineOptions(device="cuda"))
-    ENGINE.load(MODELS["short_range"], EngineOptions(device="cuda", extra={"cpu_fallback": True}))  # allowed
+    ENGINE.load(MODELS["short_range"], EngineOptions(device="cuda", own=CPU_FALLBACK))  # allowed
 
 
 @pytest.mark.parametrize("device, precision, message", [
     ("cuda", "f16", "precision 'f16' is not supported on device 'cuda'"),
     ("cpu", "f16", "precision 'f16' is not supported on device 'cpu'"),
-    ("cuda:x", "f32", "unknown device 'cuda:x'"),
-    ("cpu:0", "f32", "unknown device 'cpu:0'"),
-    ("rocm", "f32", "unknown device 'rocm'"),
+    ("npu", "f32", r"device 'npu' is not one it takes. Valid: cpu, cuda\[:N\], tensorrt\[:N\]"),
 ])
 def test_refusals(device, precision, message):
-    with pytest.raises(EngineUnavailableError, match=message):
+    with pytest.raises(EngineOptionError, match=message):
         ENGINE.load(MODELS["short_range"], EngineOptions(device=device, precision=precision))
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda:x", "device 'cuda:x' is not NAME or NAME:N"),
+    ("cpu:0", "device 'cpu:0': cpu takes no index"),
+    ("rocm", "unknown device 'rocm'"),
+])
+def test_devices_outside_the_grammar_are_refused(device, message):
+    with pytest.raises(ValueError, match=message):
+        EngineOptions(device=device)
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in (available() if importlib.util.find_spec("onnxruntime") else []),

@@ -4,11 +4,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from calculators.inference.engines import Engine, register_engine, unregister_engine
+from calculators.inference.inference import InferenceCalculator
 from media import astronaut_image, carphone_clip, mediapipe_reference, require
 from pipelines import Graph
 from pipelines.errors import CalculatorError, EngineUnavailableError, GraphValidationError, ModelError
@@ -17,6 +19,7 @@ from pipelines.types import Frame, Tensors
 
 cv2 = pytest.importorskip("cv2", reason="ImageToTensorCalculator needs opencv (pip install 'framegraph[video]')")
 
+ROOT = Path(__file__).resolve().parents[3]
 MODELS = {  # name -> (input size, [onnx, tflite])
     "short_range": (128, ["assets/models/face_detection_short_range.onnx",
                           "assets/models/face_detection_short_range.tflite"]),
@@ -159,67 +162,112 @@ def absent_engine():
 
 @pytest.mark.parametrize("_", [pytest.param(None, marks=needs_ort)])
 def test_missing_engine_without_fallback_says_how_to_install_it(_, absent_engine, tensors):
-    runner = inference(f"{{model: {MODELS['short_range'][1]}, engine: [{absent_engine}, onnxruntime]}}")
+    runner = inference(f"{{model: {MODELS['short_range'][1]}, engine: [{absent_engine}, onnxruntime], "
+                       "allow_fallback: false}")
     with pytest.raises(CalculatorError) as excinfo:
         run_tensors(runner, tensors["short_range"][:1])
     err = _original(excinfo)
     assert isinstance(err, EngineUnavailableError) and isinstance(err, ImportError)
     message = str(err)
-    assert message.startswith('node "face_inference": engine \'absent_runtime\' is not installed')
+    assert message.startswith('node "face_inference": engine \'absent_runtime\' is not installed, so it cannot load '
+                              "face_detection_short_range.onnx")
     assert 'pip install "framegraph-absent-runtime"' in message
     assert "installed engines: " in message and "onnxruntime" in message and "\n" not in message
+    assert "set allow_fallback: true" in message
 
 
 @pytest.mark.parametrize("_", [pytest.param(None, marks=needs_ort)])
 def test_fallback_goes_to_the_next_engine_and_warns(_, absent_engine, tensors, reference, caplog):
     caplog.set_level(logging.INFO)
-    runner = inference(f"{{model: {MODELS['short_range'][1]}, engine: [{absent_engine}, onnxruntime], "
-                       "allow_fallback: true}")
+    runner = inference(f"{{model: {MODELS['short_range'][1]}, engine: [{absent_engine}, onnxruntime]}}")
     outputs = run_tensors(runner, tensors["short_range"][:1])
     np.testing.assert_array_equal(outputs[0][1], reference["short_range"][0][1])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert "falling back from engine absent_runtime to onnxruntime" in warnings[0]
-    assert "not installed" in warnings[0]
+    assert warnings == ['node "face_inference": engine absent_runtime unavailable (not installed; pip install '
+                        '"framegraph-absent-runtime"); falling back to onnxruntime']
     assert any("engine onnxruntime" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 @pytest.mark.parametrize("_", [pytest.param(None, marks=needs_ort)])
 def test_an_engine_without_a_file_it_loads_is_an_error_or_a_fallback(_, tensors, caplog):
     onnx_only = MODELS["short_range"][1][:1]
-    with pytest.raises(CalculatorError) as excinfo:
+    with pytest.raises(GraphValidationError) as excinfo:
         run_tensors(inference(f"{{model: {onnx_only}, engine: [litert]}}"), tensors["short_range"][:1])
-    assert isinstance(_original(excinfo), ModelError)
-    assert "engine 'litert' loads .tflite files but model lists face_detection_short_range.onnx" in str(excinfo.value)
+    assert ('node "face_inference" (InferenceCalculator): engine \'litert\' loads .tflite files but model lists '
+            "face_detection_short_range.onnx") in str(excinfo.value)
     caplog.set_level(logging.INFO)
-    run_tensors(inference(f"{{model: {onnx_only}, engine: [litert, onnxruntime], allow_fallback: true}}"),
-                tensors["short_range"][:1])
+    run_tensors(inference(f"{{model: {onnx_only}, engine: [litert, onnxruntime]}}"), tensors["short_range"][:1])
     assert any("engine onnxruntime" in r.getMessage() for r in caplog.records)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ['node "face_inference": engine litert unavailable (it loads .tflite files, the model is '
+                        "face_detection_short_range.onnx); falling back to onnxruntime"]
+
+
+class _Context:
+    """What open() reads of its context, for a calculator built in Python (no graph, no validator)."""
+
+    def __init__(self, name: str = "face_inference"):
+        self.node_name = name
+        self.logger = logging.getLogger(f"framegraph.{name}")
 
 
 def test_missing_model_file_names_the_paths_tried(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(CalculatorError) as excinfo:
-        run_tensors(inference("{model: assets/models/no_such_model.onnx}"), [])
-    err = _original(excinfo)
-    assert isinstance(err, ModelError) and isinstance(err, ValueError)
+    calculator = InferenceCalculator(InferenceCalculator.Options(model=("assets/models/no_such_model.onnx",)))
+    with pytest.raises(ModelError) as excinfo:
+        calculator.open(_Context())
+    err = excinfo.value
+    assert isinstance(err, ValueError)
     message = str(err)
-    assert "model file assets/models/no_such_model.onnx not found" in message
-    assert str(tmp_path / "assets/models/no_such_model.onnx") in message  # the current directory first
+    assert message.startswith('node "face_inference": model file assets/models/no_such_model.onnx not found; '
+                              "looked in ")
+    assert str(tmp_path) in message  # the current directory first
     assert str(importlib.util.find_spec("pipelines").origin).rsplit("/pipelines/", 1)[0] in message
+    # In a graph the validator looks the file up, before anything opens.
+    with pytest.raises(GraphValidationError, match="option 'model': file assets/models/no_such_model.onnx not "
+                                                   "found; looked in "):
+        run_tensors(inference("{model: assets/models/no_such_model.onnx}"), [])
+
+
+def test_a_relative_model_path_of_a_calculator_built_in_python_is_found_in_the_graph_libraries(tmp_path,
+                                                                                              monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)  # not the checkout: the file comes from framegraph's own graph library
+    calculator = InferenceCalculator(InferenceCalculator.Options(model=(MODELS["short_range"][1][0],)))
+    calculator.open(_Context())
+    try:
+        assert calculator._session.model_path.is_absolute()
+        assert calculator._session.model_path.name == "face_detection_short_range.onnx"
+    finally:
+        calculator.close(None)
 
 
 @pytest.mark.parametrize("engine", [engine_param(e) for e in ENGINE_MODULES])
-def test_wrong_input_shape_is_refused_at_open(engine):
+def test_wrong_input_shape_is_refused_when_the_graph_is_validated(engine):
     files = MODELS["short_range"][1]
-    with pytest.raises(CalculatorError) as excinfo:
+    with pytest.raises(GraphValidationError) as excinfo:
         run_tensors(inference(f"{{model: {files}, engine: [{engine}], input_shape: [1, 192, 192, 3]}}"), [])
-    assert excinfo.value.method == "open"
-    assert isinstance(_original(excinfo), ModelError)
+    (issue,) = excinfo.value.issues  # only the file this engine loads
     model = "face_detection_short_range" + (".tflite" if engine == "litert" else ".onnx")
-    assert (f'node "face_inference": model {model} expects input [1,128,128,3] but the graph feeds '
-            "[1,192,192,3]") in str(excinfo.value)
-    assert "output_width: 128, output_height: 128" in str(excinfo.value)
+    assert str(issue).startswith(f'<CalculatorRunner>:{issue.line}: node "face_inference" (InferenceCalculator): '
+                                 f"model {model} expects input [1,128,128,3] but the graph feeds [1,192,192,3]")
+    assert "output_width: 128, output_height: 128" in str(issue)
+    # NCHW for an NHWC model is taken (transposed at run time), at validation as at open
+    assert InferenceCalculator.check(InferenceCalculator.Options(
+        model=tuple(str(ROOT / f) for f in files), engine=engine, input_shape=(1, 3, 128, 128))) == []
+
+
+@pytest.mark.parametrize("engine", [engine_param(e) for e in ENGINE_MODULES])
+def test_wrong_input_shape_is_refused_at_open_without_the_validator(engine):
+    files = MODELS["short_range"][1]
+    calculator = InferenceCalculator(InferenceCalculator.Options(model=tuple(files), engine=engine,
+                                                                 input_shape=(1, 192, 192, 3)))
+    with pytest.raises(ModelError) as excinfo:
+        calculator.open(_Context())
+    model = "face_detection_short_range" + (".tflite" if engine == "litert" else ".onnx")
+    assert str(excinfo.value).startswith(f'node "face_inference": model {model} expects input [1,128,128,3] but the '
+                                         "graph feeds [1,192,192,3]")
+    calculator.close(None)
 
 
 @pytest.mark.parametrize("engine", [engine_param(e) for e in ENGINE_MODULES])
@@ -264,9 +312,10 @@ def test_openvino_runs_in_f32_unless_asked_otherwise(tensors, caplog):
 
 
 def test_bad_options_are_refused_when_the_graph_is_loaded():
+    model = MODELS["short_range"][1][0]
     with pytest.raises(GraphValidationError, match="unknown engine 'onxruntime'. Did you mean 'onnxruntime'"):
-        inference("{model: x.onnx, engine: [onxruntime]}").run({"TENSORS": []})
+        inference(f"{{model: {model}, engine: [onxruntime]}}").run({"TENSORS": []})
     with pytest.raises(GraphValidationError, match="missing required option 'model'"):
         inference("{engine: [onnxruntime]}").run({"TENSORS": []})
     with pytest.raises(GraphValidationError, match="precision must be one of f32, f16, bf16"):
-        inference("{model: x.onnx, precision: int8}").run({"TENSORS": []})
+        inference(f"{{model: {model}, precision: int8}}").run({"TENSORS": []})

@@ -16,7 +16,7 @@ import pytest
 from media import astronaut_image, carphone_clip, mediapipe_reference, require
 from metrics import iou
 
-from pipelines.errors import CalculatorError, EngineUnavailableError, ModelError
+from pipelines.errors import CalculatorError, EngineUnavailableError, GraphValidationError, ModelError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame
 
@@ -39,10 +39,25 @@ def open_error(options: str) -> BaseException:
 
 
 def test_missing_model_file_names_the_paths_tried():
-    error = open_error("{model: assets/models/no_such_model.tflite}")
-    assert isinstance(error, ModelError)
-    assert "model file assets/models/no_such_model.tflite not found; tried" in str(error)
-    assert str(ROOT / "assets/models/no_such_model.tflite") in str(error)
+    # In a graph, the validator looks the file up (the graph's folder, then the graph libraries) before any open.
+    with pytest.raises(GraphValidationError) as info:
+        tasks("{model: assets/models/no_such_model.tflite}").run({"IMAGE": [Frame(np.zeros((64, 64, 3), np.uint8))]})
+    assert "option 'model': file assets/models/no_such_model.tflite not found; looked in " in str(info.value)
+    assert str(ROOT) in str(info.value)
+
+
+def test_missing_model_file_of_a_calculator_built_in_python_names_the_paths_tried(tmp_path, monkeypatch):
+    from calculators.inference.mediapipe_tasks import MediaPipeTasksCalculator
+
+    monkeypatch.chdir(tmp_path)
+    calculator = MediaPipeTasksCalculator(MediaPipeTasksCalculator.Options(model="assets/models/no_such_model.tflite"))
+    context = type("Context", (), {"node_name": "mediapipe_faces"})()
+    with pytest.raises(ModelError) as info:
+        calculator.open(context)
+    message = str(info.value)
+    assert message.startswith('node "mediapipe_faces": model file assets/models/no_such_model.tflite not found; '
+                              f"looked in {tmp_path}, ")
+    assert str(ROOT) in message
 
 
 def test_a_file_that_is_not_a_tflite_or_task_bundle_is_refused_before_mediapipe_sees_it():
@@ -71,12 +86,12 @@ def test_missing_mediapipe_says_how_to_install_it(monkeypatch):
 
 
 @pytest.mark.parametrize("options, message", [
-    ("{model: m.tflite, task: face_landmarker}", "task must be one of face_detector, object_detector"),
-    ("{model: m.tflite, running_mode: live_stream}", "running_mode must be one of image, video"),
-    ("{model: m.tflite, min_detection_confidence: 1.5}", "min_detection_confidence must be in [0, 1]"),
+    (f"{{model: {MODEL}, task: face_landmarker}}", "task must be one of face_detector, object_detector"),
+    (f"{{model: {MODEL}, running_mode: live_stream}}", "running_mode must be one of image, video"),
+    (f"{{model: {MODEL}, min_detection_confidence: 1.5}}", "min_detection_confidence must be in [0, 1]"),
 ])
 def test_options_are_checked_before_anything_runs(options, message):
-    with pytest.raises(Exception, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(GraphValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
         tasks(options).run({"IMAGE": []})
 
 
