@@ -11,6 +11,9 @@ import media
 from metrics import iou
 from pipelines import Graph, load_graph
 
+pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
+pytest.importorskip("av", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
+
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = {"short_range": ROOT / "graphs/face_detect.yaml", "full_range": ROOT / "graphs/face_detect_full_range.yaml"}
 # engine -> the modules it needs here (converting engines need their converter too).

@@ -36,14 +36,16 @@ def test_the_readme_graph_validates_from_an_empty_folder(tmp_path):
 
 def test_the_readme_calculators_run():
     code = block("## Write a calculator", "python")
+    # Names of their own, so the test does not clash with calculators other tests register.
     code = code.replace("GrayCalculator(Calculator)", "ReadmeGrayCalculator(Calculator)")
+    code = code.replace("def scale(", "def readme_scale(")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     from pipelines.testing import CalculatorRunner
 
-    out = CalculatorRunner("calculator: ScaleCalculator\noptions: {factor: 3.0}").run({"IN": [1.0, 2.0]})
+    out = CalculatorRunner("calculator: ReadmeScaleCalculator\noptions: {factor: 3.0}").run({"IN": [1.0, 2.0]})
     assert [p.payload for p in out["OUT"]] == [3.0, 6.0]
     from pipelines.registry import unregister_calculator
 
-    unregister_calculator("ScaleCalculator")
+    unregister_calculator("ReadmeScaleCalculator")
     unregister_calculator("ReadmeGrayCalculator")

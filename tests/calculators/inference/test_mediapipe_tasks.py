@@ -20,6 +20,8 @@ from pipelines.errors import CalculatorError, EngineUnavailableError, GraphValid
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame
 
+pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
+
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = "assets/models/face_detection_short_range.tflite"
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None

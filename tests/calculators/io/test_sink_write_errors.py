@@ -66,6 +66,7 @@ def test_detections_jsonl_on_a_full_disk(caplog):
 @needs_dev_full
 @pytest.mark.parametrize("frames", [3, 100], ids=["fails-in-close", "fails-in-process"])
 def test_video_writer_on_a_full_disk(caplog, frames):
+    pytest.importorskip("av", reason="the video writer needs PyAV (pip install 'framegraph[video]')")
     # x264 holds back its first frames: 3 frames reach the file only when close() flushes the encoder.
     with pytest.raises(CalculatorError) as info:
         video_runner(FULL, ", format: mp4").run({"IMAGE": [frame(i) for i in range(frames)]})
@@ -146,6 +147,7 @@ def test_video_keeps_whole_fragments_when_the_disk_fills_up(tmp_path):
 
 def test_cli_names_the_node_and_the_file_in_one_line():
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("cv2", reason="the face graph needs OpenCV and PyAV (pip install 'framegraph[video]')")
     clip = require(astronaut_pan_clip)
     if not os.path.exists(FULL):
         pytest.skip("needs /dev/full (Linux)")

@@ -3,6 +3,9 @@ import numpy as np
 
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, RenderData
+import pytest
+
+pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 
 BOX = RenderData(boxes=(((0.25, 0.25, 0.75, 0.75), (0, 255, 0), "face 0.93"),),
                  points=(((0.5, 0.5), (255, 0, 0)),), texts=(("hello", (0.0, 0.9), (255, 255, 255)),),

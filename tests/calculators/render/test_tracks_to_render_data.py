@@ -4,6 +4,9 @@ from calculators.render.annotation_overlay import draw
 from calculators.render.palette import track_color
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Detections, Tracks
+import pytest
+
+pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 
 
 def tracks(matched=(True, False), confirmed=(True, True)) -> Tracks:
