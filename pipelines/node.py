@@ -83,7 +83,8 @@ class NodeRuntime:
         # dropping queue must keep dropping its oldest while a slow call runs, not hand them out in batches.
         self.batches = self.single is not None and not self.multiple and self.single.throttles
         self.room = _UNLIMITED  # packets the running batch may send before its fullest downstream queue is full
-        self.batch_limit = 1  # input sets per batch: as many as the runner expects to fit its time budget
+        self.batch_limit = 1  # input sets per batch: as many as fit BATCH_SECONDS at the pace of the last one
+        self.batch_seconds = 0.0  # how long the last batch took (set by the worker running it)
         self.producers: list[NodeRuntime] = []  # filled once streams are wired
         self.fed_by_graph_input = False
         self.executor = None
@@ -182,14 +183,15 @@ class NodeRuntime:
                 taken.append((q, q.items.popleft().payload))
         return ts, self._as_inputs(taken)
 
-    def take_batch(self) -> list[tuple[int, dict[str, Any]]]:
-        """Take the next input sets off the queues (under the lock): several for a node that `batches` (as many
-        as are queued, as its fullest lossless downstream queue has room for, and as `batch_limit` says), else
-        one (or none).
+    def take_batch(self) -> list[tuple[int, Any]]:
+        """Take the next input sets off the queues (under the lock), for `call`: a list of (timestamp, inputs by
+        tag), or for a node that `batches`, of its packets themselves, (timestamp, payload).
 
-        Calling a cheap calculator on a batch costs one lock round trip instead of one per packet. The packets
-        past the first stay counted in the queue (`held`) until `end_batch`, so producers are throttled exactly
-        as if they were taken one at a time; those not processed go back to the front of the queue."""
+        A node that batches takes as many as are queued, as its fullest lossless downstream queue has room for,
+        and as `batch_limit` says; any other takes one (or none). Calling a cheap calculator on a batch costs one
+        lock round trip instead of one per packet. The packets past the first stay counted in the queue (`held`)
+        until `end_batch`, so producers are throttled exactly as if they were taken one at a time; those not
+        processed go back to the front of the queue."""
         if not self.batches:
             popped = self.pop_input_set()
             return [popped] if popped is not None else []
@@ -203,33 +205,31 @@ class NodeRuntime:
                 room = q.maxsize - len(q.items) - q.held  # > 0: the caller checked the node is not throttled
         self.room = room
         n = min(len(items), room, self.batch_limit)
-        tag = single.tag
-        popleft = items.popleft
-        batch = []
-        for _ in range(n):
-            packet = popleft()
-            batch.append((packet.timestamp, {tag: packet.payload}))
+        if n == len(items):
+            batch = list(items)
+            items.clear()
+        else:
+            popleft = items.popleft
+            batch = [popleft() for _ in range(n)]
         single.held = n - 1
         self.stats.packets_in += n
         return batch
 
-    def end_batch(self, batch: list[tuple[int, dict[str, Any]]], done: int, elapsed: float) -> bool:
-        """After a batch (under the lock) that called the calculator on the first `done` input sets in `elapsed`
-        seconds: size the next batch to that pace and put the sets not processed back in front, in order.
+    def end_batch(self, batch: list, done: int) -> bool:
+        """After a batch (under the lock) that called the calculator on its first `done` input sets: size the
+        next batch to the pace of this one and put the packets not processed back in front, in order.
         Returns True if the queue has more room than producers were shown during the batch."""
         if not self.batches:
             return False  # one input set at a time: nothing is ever left over
-        self.batch_limit = max(1, int(BATCH_SECONDS * done / max(elapsed, 1e-9)))
-        unprocessed = batch[done:]
+        seconds = self.batch_seconds
+        self.batch_limit = max(1, int(BATCH_SECONDS * done / seconds)) if seconds > 0 else done
         single = self.single
-        freed = single.held > len(unprocessed)
+        unprocessed = len(batch) - done
+        freed = single.held > unprocessed
         single.held = 0
         if unprocessed:
-            tag = single.tag
-            items = single.items
-            for ts, inputs in reversed(unprocessed):
-                items.appendleft(new_packet((ts, inputs[tag])))
-            self.stats.packets_in -= len(unprocessed)
+            single.items.extendleft(reversed(batch[done:]))
+            self.stats.packets_in -= unprocessed
         return freed
 
     def call(self, kind: str, batch: list, calls: list) -> BaseException | None:
@@ -250,11 +250,16 @@ class NodeRuntime:
         trace = runner.trace
         room = self.room
         sent = 0
+        # A batching node's batch holds its packets: each call sees its payload in this one dict.
+        tag = self.single.tag if self.batches and kind == PROCESS else None
+        shared: dict[str, Any] = {}
         perf = time.perf_counter
-        first = end = perf()
+        first = start = end = perf()
         for ts, inputs in batch:
+            if tag is not None:
+                shared[tag] = inputs
+                inputs = shared
             outbox = ctx.begin(ts, inputs)
-            start = perf()
             try:
                 result = fn(ctx)
             except Stop:
@@ -262,6 +267,7 @@ class NodeRuntime:
             except Exception as exc:
                 if self.on_error != "skip" or kind != PROCESS:
                     calls.append((ts, outbox, FAILED))
+                    self.batch_seconds = perf() - first
                     return wrap_error(self, method, ts, exc)
                 stats.errors += 1
                 log.warning('node "%s" (%s): skipped the packet at %s: %s: %s', self.name, self.calculator_name,
@@ -272,12 +278,14 @@ class NodeRuntime:
             latencies.append(end - start)
             if trace is not None:
                 trace.append((self.name, threading.get_ident(), start, end, ts, method))
+            start = end  # the next call's latency counts its share of this loop: one clock read per call
             calls.append((ts, outbox, result))
             if result is not None:
                 break
             sent += len(outbox)
             if sent >= room or end - first > BATCH_SECONDS or runner.cancelled:
                 break
+        self.batch_seconds = end - first
         if kind != CLOSE:
             if not stats.first_start:
                 stats.first_start = first

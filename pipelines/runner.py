@@ -240,14 +240,12 @@ class GraphRunner:
         calls: list[tuple[int | None, list, Any]] = []  # (timestamp, outbox, result) of each call made
         node.running = True
         self.lock.release()
-        started = time.perf_counter()
         try:
             failure = node.call(kind, batch, calls)
         finally:
-            elapsed = time.perf_counter() - started
             self.lock.acquire()
             node.running = False
-            if kind == PROCESS and node.end_batch(batch, len(calls), elapsed):
+            if kind == PROCESS and node.end_batch(batch, len(calls)):
                 self._wake_producers(node)  # the room held for the batch is free now
         if calls:
             self._deliver(node, kind, calls)
@@ -261,7 +259,7 @@ class GraphRunner:
         max_sent = -1
         sent = 0
         node_outputs = node.outputs
-        method = "close" if kind == CLOSE else "process"
+        method = "close" if kind == CLOSE else "process"  # for errors
         for ts, outbox, result in calls:
             if result is FAILED:
                 break
@@ -272,15 +270,21 @@ class GraphRunner:
                         raise wrap_error(node, method, ts, KeyError(
                             f"send() on unknown output port '{tag}'; valid: {', '.join(node.cls.output_ports())}"))
                     continue  # port declared but not connected in this graph
-                try:
-                    if index == -1:
+                if index == -1:  # set_next_timestamp_bound
+                    try:
                         for stream in slots:
                             if stream is not None and stream.promise(out_ts):
                                 moved.append(stream)
-                        continue
-                    stream = slots[index] if index < len(slots) else None
-                    if stream is None:
-                        continue
+                    except PipelineError as exc:
+                        raise wrap_error(node, method, ts, exc) from exc
+                    continue
+                try:
+                    stream = slots[index]
+                except IndexError:
+                    continue  # a .multiple() output with fewer streams connected than the index sent to
+                if stream is None:
+                    continue
+                try:
                     stream.emit(new_packet((out_ts, value)))
                 except PipelineError as exc:
                     raise wrap_error(node, method, ts, exc) from exc
@@ -364,8 +368,9 @@ class GraphRunner:
             if consumer.propagate_bounds and not consumer.running and not consumer.finished:
                 moved: list[Stream] = []
                 self._propagate_idle_bound(consumer, moved)
-                for s in dict.fromkeys(moved):
-                    self._schedule_consumers(s)
+                if moved:  # rarely: a packet usually arrives at the bound its producer already promised
+                    for s in dict.fromkeys(moved):
+                        self._schedule_consumers(s)
             self._maybe_schedule(consumer)
 
     def _maybe_schedule(self, node: NodeRuntime) -> None:

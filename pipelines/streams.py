@@ -80,10 +80,11 @@ class Stream:
         self.bound = ts + 1
         for q in self.consumers:
             items = q.items
-            if len(items) < q.maxsize and not q.discarding:  # the common case, inlined: this is the hot path
+            depth = len(items)
+            if depth < q.maxsize and not q.discarding:  # the common case, inlined: this is the hot path
                 items.append(packet)
-                if len(items) > q.max_depth:
-                    q.max_depth = len(items)
+                if depth >= q.max_depth:
+                    q.max_depth = depth + 1
             else:
                 q.push(packet)
             if q.bound <= ts:
