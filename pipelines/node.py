@@ -9,7 +9,7 @@ from typing import Any
 
 from .calculator import CalculatorContext
 from .errors import CalculatorError
-from .packet import DONE, Stop, new_packet
+from .packet import DONE, Stop
 from .streams import InputQueue, Stream
 from .validate import ResolvedNode
 
@@ -222,7 +222,7 @@ class NodeRuntime:
         if not self.batches:
             return False  # one input set at a time: nothing is ever left over
         seconds = self.batch_seconds
-        self.batch_limit = max(1, int(BATCH_SECONDS * done / seconds)) if seconds > 0 else done
+        self.batch_limit = max(1, int(BATCH_SECONDS * done / seconds) if seconds > 0 else done)
         single = self.single
         unprocessed = len(batch) - done
         freed = single.held > unprocessed
@@ -255,10 +255,12 @@ class NodeRuntime:
         shared: dict[str, Any] = {}
         perf = time.perf_counter
         first = start = end = perf()
-        for ts, inputs in batch:
-            if tag is not None:
-                shared[tag] = inputs
-                inputs = shared
+        inputs = shared
+        for ts, item in batch:  # item: the inputs by tag, or a batching node's payload
+            if tag is None:
+                inputs = item
+            else:
+                shared[tag] = item
             outbox = ctx.begin(ts, inputs)
             try:
                 result = fn(ctx)
