@@ -138,6 +138,7 @@ def test_truncated_video_keeps_what_decodes_and_exits_non_zero(tmp_path):
     assert 0 < frames < 120
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_mid_run_leaves_a_playable_video(tmp_path):
     out = tmp_path / "annotated.mp4"

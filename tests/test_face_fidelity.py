@@ -11,6 +11,8 @@ import media
 from metrics import iou
 from pipelines import Graph, load_graph
 
+pytestmark = pytest.mark.slow  # several seconds: real clips through every engine
+
 pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 pytest.importorskip("av", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 

@@ -8,6 +8,8 @@ import pytest
 
 from tracking_eval import read_jsonl_tracks, read_mot, score
 
+pytestmark = pytest.mark.slow  # several seconds: the tracking graphs on the crossing clip
+
 pytest.importorskip("motmetrics")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("av")

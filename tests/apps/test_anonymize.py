@@ -56,6 +56,7 @@ def inspect(path: Path) -> dict:
 
 
 @pytest.mark.onnxruntime
+@pytest.mark.slow
 def test_a_folder_of_two_videos(tmp_path):
     pytest.importorskip("onnxruntime")
     inputs = tmp_path / "in"

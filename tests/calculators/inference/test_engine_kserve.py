@@ -26,7 +26,7 @@ _CLIENT = ("tritonclient", "geventhttpclient", "grpc")  # tritonclient[http,grpc
 _SERVER = ("mlserver", "onnxruntime")  # tests/support/v2_server.py
 _MISSING_CLIENT = [m for m in _CLIENT if importlib.util.find_spec(m) is None]
 _MISSING_SERVER = [m for m in _SERVER if importlib.util.find_spec(m) is None]
-pytestmark = [pytest.mark.kserve,
+pytestmark = [pytest.mark.slow, pytest.mark.kserve,
               pytest.mark.skipif(bool(_MISSING_CLIENT), reason=f"needs {', '.join(_MISSING_CLIENT)}: "
                                                                'pip install "framegraph[kserve]"')]
 

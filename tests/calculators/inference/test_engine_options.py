@@ -273,6 +273,7 @@ def test_a_wrong_option_value_for_the_first_engine_is_an_error_not_a_fallback(ca
 
 @needs_ort
 @pytest.mark.tvm
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("tvm") is None, reason="tvm is not installed")
 def test_a_wrong_option_value_found_at_load_is_an_error_not_a_fallback(caplog):
     """Only LLVM knows which CPU names are valid: that check happens at load, and still does not fall back."""
@@ -372,7 +373,8 @@ LOCAL_ENGINES = {"onnxruntime": ONNX, "openvino": ONNX, "litert": TFLITE, "tvm":
                  "torch": ONNX, "tensorrt": ONNX}  # kserve: tests/calculators/inference/test_engine_kserve.py
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=getattr(pytest.mark, n)) for n in LOCAL_ENGINES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[getattr(pytest.mark, n)] + ([pytest.mark.slow] if n == "tvm" else []))
+                                  for n in LOCAL_ENGINES])
 def test_threads_zero_is_accepted_by_every_installed_engine(name):
     engine = get_engine(name)
     if not engine.is_installed():

@@ -19,7 +19,7 @@ from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
 
 _MISSING = [m for m in ("tvm", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-pytestmark = [pytest.mark.tvm,
+pytestmark = [pytest.mark.slow, pytest.mark.tvm,
               pytest.mark.skipif(bool(_MISSING), reason=f"needs {', '.join(_MISSING)}: "
                                                         'pip install "framegraph[tvm,onnxruntime]"')]
 

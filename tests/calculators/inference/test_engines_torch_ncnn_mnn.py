@@ -23,6 +23,8 @@ from pipelines.errors import EngineUnavailableError, ModelError
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame, Tensors
 
+pytestmark = pytest.mark.slow  # several seconds: real clips through every engine
+
 cv2 = pytest.importorskip("cv2", reason="ImageToTensorCalculator needs opencv (pip install 'framegraph[video]')")
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -20,6 +20,8 @@ from pipelines.errors import CalculatorError, EngineUnavailableError, GraphValid
 from pipelines.testing import CalculatorRunner
 from pipelines.types import Frame
 
+pytestmark = pytest.mark.slow  # several seconds: MediaPipe Tasks on real clips
+
 pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -110,12 +110,12 @@ def test_without_tracks_the_face_would_blink(dropper):
 
 def test_the_graph_validates_and_source_also_sets_the_audio_file():
     pytest.importorskip("onnxruntime")
-    from pipelines.cli import _apply_cli_flags, build_parser
+    from pipelines import apply_overrides, flag_overrides
 
     config = load_graph(GRAPHS / "face_blur.yaml")
     assert config.cli["source"] == ["source.source", "video_writer.audio_from"]
-    args = build_parser().parse_args(["x", "--source", "talk.mkv", "--output", "o.mp4", "--no-display"])
-    _apply_cli_flags(config, args)
+    apply_overrides(config, flag_overrides(config, "source", "talk.mkv")
+                    + flag_overrides(config, "output", "o.mp4", enable=True))
     writer = config.node("video_writer")
     assert writer.enabled and writer.options["audio_from"] == "talk.mkv" and writer.options["path"] == "o.mp4"
     assert config.node("source").options["source"] == "talk.mkv"
