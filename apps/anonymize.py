@@ -15,8 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-GRAPH = REPO / "graphs" / "face_blur.yaml"
+GRAPH = "face_blur"  # the built-in graph, found like run-graph finds it (pipelines.resources)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv",
                   ".3gp")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--padding", type=float, help="grow face boxes by this fraction per side (graph: 0.2)")
     p.add_argument("--strength", type=float, help="blur / block size relative to the face (default 1.0)")
     p.add_argument("--engine", help="inference engine for the detector (run-graph --list-engines)")
-    p.add_argument("--graph", type=Path, default=GRAPH, help="the graph to run (default: graphs/face_blur.yaml)")
+    p.add_argument("--graph", default=GRAPH, help="the graph to run: a YAML file or a built-in graph's name "
+                                                 "(default: face_blur)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="override any node option of the graph (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true", help="the graph's own log lines")
@@ -125,7 +125,7 @@ def anonymize_file(src: Path, dst: Path, args) -> list[str]:
 
     from pipelines import Graph, Override, apply_overrides, flag_overrides, load_graph, parse_override
 
-    config = load_graph(args.graph)
+    config = load_graph(graph_file(args.graph))
     image = src.suffix.lower() in IMAGE_SUFFIXES
     cwd = Path.cwd()
     overrides = [parse_override(text, cwd) for text in args.overrides]
@@ -161,6 +161,19 @@ def anonymize_file(src: Path, dst: Path, args) -> list[str]:
     if image:
         save_image(last, dst)
     return handle.problems
+
+
+def graph_file(name: str) -> Path:
+    from pipelines import GraphConfigError
+    from pipelines.resources import find_graph
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    found = find_graph(name)
+    if found is None:
+        raise GraphConfigError(f"{name}: no such graph file or built-in graph (run-graph --list-graphs)")
+    return found
 
 
 def save_image(frame, dst: Path) -> None:

@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                      help="override a node option (repeatable); VALUE is YAML: 2, true, [a, b]")
     run.add_argument("--engine", metavar="NAME[:DEVICE]",
-                     help="run every inference node on this engine, e.g. openvino, onnxruntime:cuda, tensorrt "
-                          "(see --list-engines)")
+                     help="the engine (and device) of the graph's inference, as its 'cli: engine:' maps it, e.g. "
+                          "openvino, onnxruntime:cuda, tensorrt (see --list-engines)")
     run.add_argument("--validate", action="store_true", help="check the graph and exit")
     obs = p.add_argument_group("observability")
     obs.add_argument("--stats", action="store_true", help="print a per-node table at the end")
