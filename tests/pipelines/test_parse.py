@@ -1,19 +1,8 @@
 """Parsing graph files: safe YAML with lines, environment references, node keys and field rules."""
-import textwrap
-
 import pytest
 
-from pipelines import Graph, GraphConfigError, GraphValidationError, parse_graph
-
-
-def check(text: str, **kwargs) -> Graph:
-    return Graph(parse_graph(textwrap.dedent(text), "g.yaml", **kwargs))
-
-
-def issues_of(text: str) -> list[str]:
-    with pytest.raises(GraphValidationError) as info:
-        check(text)
-    return [str(i) for i in info.value.issues]
+from graph_checks import check, issues_of
+from pipelines import GraphConfigError
 
 
 def test_yaml_syntax_error_names_file_and_line():

@@ -1,19 +1,6 @@
 """Validation before the first packet: every fault, located by file, line, node and calculator."""
-import textwrap
-
-import pytest
-
-from pipelines import Graph, GraphConfigError, GraphValidationError, parse_graph
-
-
-def check(text: str, **kwargs) -> Graph:
-    return Graph(parse_graph(textwrap.dedent(text), "g.yaml", **kwargs))
-
-
-def issues_of(text: str) -> list[str]:
-    with pytest.raises(GraphValidationError) as info:
-        check(text)
-    return [str(i) for i in info.value.issues]
+from graph_checks import check, issues_of
+from pipelines import Graph
 
 
 def test_unknown_calculator_suggests_close_names():
