@@ -158,3 +158,26 @@ def test_list_engines_shows_installed_engines_with_versions():
     assert result.returncode == 0
     line = next(line for line in result.stdout.splitlines() if line.startswith("onnxruntime"))
     assert "not installed" not in line and "cpu" in line.lower()
+
+
+@pytest.mark.kserve
+def test_an_unreachable_server_falls_back_to_the_next_engine_with_one_line(tmp_path):
+    pytest.importorskip("tritonclient")
+    pytest.importorskip("onnxruntime")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "faces.jsonl"
+    result = run_graph("face_detect", "--set", f'face_detection.engine=[{{kserve: {{url: "127.0.0.1:{port}"}}}}, onnxruntime]',
+                       "--max-frames", 4, "--no-display", "--no-progress", "--detections", out)
+    assert result.returncode == 0, result.stderr
+    fallbacks = [line for line in result.stderr.splitlines() if "falling back" in line]
+    assert len(fallbacks) == 1 and f"engine kserve unavailable (cannot reach http://127.0.0.1:{port}" in fallbacks[0]
+    assert "falling back to onnxruntime" in fallbacks[0]
+    assert len(out.read_text().splitlines()) == 4
+    typo = run_graph("face_detect", "--set", f'face_detection.engine=[{{kserve: {{url: "127.0.0.1:{port}", protcol: grpc}}}}, onnxruntime]')
+    assert typo.returncode == 2
+    (line,) = errors(typo)
+    assert "engine 'kserve': unknown option 'protcol'. Did you mean 'protocol'?" in line
