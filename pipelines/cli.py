@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  run-graph face_detect --source 0\n"
                "  run-graph face_detect --source clip.mp4 --output annotated.mp4 --detections faces.jsonl\n"
+               "  run-graph face_blur --source videos/ --output-dir anonymized/ --jobs 2\n"
                "  run-graph my_graph.yaml --viz graph.svg\n"
                "  run-graph --list-graphs\n"
                "  run-graph --list-engines",
@@ -33,11 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("graph", nargs="?", help="a graph YAML file, or a built-in graph by name (see --list-graphs)")
     io = p.add_argument_group("sources and sinks (as the graph's 'cli:' section maps them)")
     io.add_argument("--source", help="camera index (0), video file, URL, image, folder or glob")
-    io.add_argument("--output", metavar="OUT.mp4", help="write the annotated video here (H.264)")
-    io.add_argument("--detections", metavar="OUT.jsonl", help="write detections here, one JSON line per frame")
+    io.add_argument("--output", metavar="OUT.mp4", help="write the annotated video here (H.264); with --output-dir "
+                                                        "a name such as '{stem}.mp4'")
+    io.add_argument("--detections", metavar="OUT.jsonl", help="write detections here, one JSON line per frame; with "
+                                                              "--output-dir a name such as '{stem}.jsonl'")
     io.add_argument("--no-display", action="store_true", help="no window (automatic when there is no display)")
     io.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     io.add_argument("--realtime", action="store_true", help="pace files at their frame rate (as a camera would)")
+    batch = p.add_argument_group("batch: the graph once per file of a folder or glob (resumable)")
+    batch.add_argument("--output-dir", metavar="OUT", help="run once per file of --source; outputs named from each "
+                                                          "input ({stem}.mp4, {stem}.jsonl, sub-folders kept) and "
+                                                          "OUT/manifest.jsonl; a rerun skips what is done")
+    batch.add_argument("--jobs", "-j", type=int, metavar="N",
+                       help="files at once, each in a process of its own (default: the cores over the graph's threads)")
+    batch.add_argument("--retries", type=int, default=1, metavar="N", help="attempts after a failure (default 1)")
+    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run each file as a Ray task: auto, ray://host:10001, or a local cluster when omitted "
+                            "(needs framegraph[ray])")
     run = p.add_argument_group("graph")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                      help="override a node option (repeatable); VALUE is YAML: 2, true, [a, b]")
@@ -119,6 +132,10 @@ def _main(args) -> int:
         print("error: a graph is required: a built-in one by name (run-graph --list-graphs) or a YAML file",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.output_dir or args.jobs or args.ray:
+        from .batch_cli import run_batch_command
+
+        return run_batch_command(args, _graph_path(args.graph))
     from .config import load_graph
     from .graph import Graph
     from .overrides import apply_overrides, parse_override
