@@ -5,8 +5,12 @@
 Each video becomes OUT_DIR/<name>_anonymized.mp4 (H.264, the source's size, rate and frame count, its audio
 kept); each image OUT_DIR/<name>_anonymized.<ext>. A folder stands for the videos and images directly in it
 (files already named *_anonymized are skipped, so re-running on a folder that also holds the results works).
-A failing file is reported in one line and the others still run. Exit code: 0 all done, 1 some file failed
-or was damaged, 2 bad arguments (nothing to do), 130 interrupted (the current file is finalized).
+Files run in parallel (--jobs N, each in a process of its own; pipelines/batch*.py, as `run-graph --output-dir`
+runs them): one progress bar, one line per finished or failed file. An output appears under its name only when
+complete; OUT_DIR/manifest.jsonl records every file, so running the same command again skips what is done and
+redoes what failed, changed or was interrupted. A failing file is retried (--retries), then reported in one
+line, and the others still run. Exit code: 0 all done, 1 some file failed or was damaged, 2 bad arguments
+(nothing to do), 130 interrupted (the files in progress are removed; run again to resume).
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ GRAPH = "face_blur"  # the built-in graph, found like run-graph finds it (pipeli
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv",
                   ".3gp")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-STREAM = "anonymized_video"  # the graph's output stream: counted for progress, saved for images
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -39,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(default: face_blur)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="override any node option of the graph (repeatable)")
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="files at once, each in a process of its own "
+                                                               "(default: as many as the cores allow)")
+    p.add_argument("--retries", type=int, default=1, metavar="N", help="attempts after a failure (default 1)")
     p.add_argument("--verbose", "-v", action="store_true", help="the graph's own log lines")
     return p
 
@@ -53,30 +59,53 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: nothing to anonymize", file=sys.stderr)
         return EXIT_USAGE
+    if args.jobs is not None and args.jobs < 1 or args.retries < 0:
+        print("error: --jobs must be at least 1 and --retries at least 0", file=sys.stderr)
+        return EXIT_USAGE
     from pipelines import GraphConfigError, GraphValidationError
+    from pipelines.batch import item_for
+    from pipelines.batch_driver import default_jobs, run_batch
+    from pipelines.batch_job import check_job
+    from pipelines.batch_local import LocalPool
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for src, dst in plan(files, args.out_dir):
-        try:
-            problems = anonymize_file(src, dst, args)
-        except KeyboardInterrupt:
-            print(f"interrupted: {src} (what was written is playable)", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except (GraphConfigError, GraphValidationError) as exc:  # the same for every file: stop here
-            print(f"error: {one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
-        except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the others
-            failed += 1
-            dst.unlink(missing_ok=True)  # a partial result must not pass for a finished one
-            print(f"error: {src}: {one_line(exc)}", file=sys.stderr)
-            continue
-        if problems:
-            failed += 1
-            print(f"warning: {src}: {one_line(problems[0])} (the frames that decoded were anonymized: {dst})",
-                  file=sys.stderr)
-    print(f"{len(files) - failed} of {len(files)} files anonymized into {args.out_dir}", file=sys.stderr)
-    return EXIT_FAILED if failed or missing else EXIT_OK
+    out_dir = args.out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = [item_for(src, str(src), {"output": dst}) for src, dst in plan(files, out_dir)]
+    try:
+        spec = job_spec(args)
+        config = check_job(spec, items[0])  # the same for every file: stop here
+    except (GraphConfigError, GraphValidationError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    jobs = min(args.jobs or default_jobs(config, len(items)), len(items))
+    summary = run_batch(items, spec, out_dir, LocalPool(spec, jobs), args.retries)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    print(f"{len(files) - summary.failed} of {len(files)} files anonymized into {args.out_dir}"
+          + (f" ({summary.skipped} done in an earlier run)" if summary.skipped else ""), file=sys.stderr)
+    return EXIT_FAILED if summary.failed or missing else EXIT_OK
+
+
+def job_spec(args):
+    """What every file runs: the graph, --set, and this app's settings as overrides of the graph's nodes."""
+    from pipelines import Override, parse_override
+    from pipelines.batch import fingerprint
+    from pipelines.batch_job import JobSpec
+
+    graph = graph_file(args.graph)
+    cwd = Path.cwd()
+    overrides = [parse_override(text, cwd) for text in args.overrides]
+    settings = {"anonymize.mode": args.mode, "anonymize.shape": args.shape, "detections_writer.enabled": False}
+    if args.padding is not None:
+        settings["anonymize.padding"] = args.padding
+    if args.strength is not None:
+        settings["anonymize.strength"] = args.strength
+    overrides += [Override(*target.split("."), value, f"apps/anonymize.py ({target})")
+                  for target, value in settings.items()]
+    flags = (("engine", args.engine),) if args.engine else ()
+    return JobSpec(str(graph.resolve()), tuple(overrides), flags,
+                   fingerprint=fingerprint(graph.read_text(), args.overrides, sorted(settings.items()), flags),
+                   log_level=logging.INFO if args.verbose else logging.WARNING)
 
 
 def collect(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -119,50 +148,6 @@ def plan(files: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def anonymize_file(src: Path, dst: Path, args) -> list[str]:
-    """Run the graph on one file; returns the problems reported (a damaged file), raises on failure."""
-    from tqdm import tqdm
-
-    from pipelines import Graph, Override, apply_overrides, flag_overrides, load_graph, parse_override
-
-    config = load_graph(graph_file(args.graph))
-    image = src.suffix.lower() in IMAGE_SUFFIXES
-    cwd = Path.cwd()
-    overrides = [parse_override(text, cwd) for text in args.overrides]
-    overrides += flag_overrides(config, "source", str(src), base=cwd)
-    me = "apps/anonymize.py"
-    settings = {"anonymize.mode": args.mode, "anonymize.shape": args.shape, "display.enabled": False,
-                "detections_writer.enabled": False, "video_writer.enabled": not image}
-    if args.padding is not None:
-        settings["anonymize.padding"] = args.padding
-    if args.strength is not None:
-        settings["anonymize.strength"] = args.strength
-    overrides += [Override(*target.split("."), value, f"{me} ({target})") for target, value in settings.items()]
-    if not image:
-        overrides += flag_overrides(config, "output", str(dst), base=cwd)
-    if args.engine:
-        overrides += flag_overrides(config, "engine", args.engine)
-    apply_overrides(config, overrides)
-    handle = Graph(config).start(outputs=[STREAM])
-    last = None
-    with tqdm(desc=src.name, unit="frame", dynamic_ncols=True, leave=True, file=sys.stderr) as bar:
-        try:
-            for packet in handle.outputs(STREAM):
-                if bar.total is None and packet.payload.total_frames:
-                    bar.total = packet.payload.total_frames
-                    bar.refresh()
-                bar.update(1)
-                last = packet.payload
-        except KeyboardInterrupt:
-            handle.stop()  # finish the frames in flight and finalize the file
-            handle.wait(15)
-            raise
-        handle.wait()
-    if image:
-        save_image(last, dst)
-    return handle.problems
-
-
 def graph_file(name: str) -> Path:
     from pipelines import GraphConfigError
     from pipelines.resources import find_graph
@@ -174,15 +159,6 @@ def graph_file(name: str) -> Path:
     if found is None:
         raise GraphConfigError(f"{name}: no such graph file or built-in graph (run-graph --list-graphs)")
     return found
-
-
-def save_image(frame, dst: Path) -> None:
-    import cv2
-
-    if frame is None:
-        raise RuntimeError("the image produced no frame")
-    if not cv2.imwrite(str(dst), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {dst}")
 
 
 def one_line(exc) -> str:

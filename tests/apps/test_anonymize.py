@@ -67,7 +67,8 @@ def test_a_folder_of_two_videos(tmp_path):
     proc = run_app(inputs, "--out-dir", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 of 2 files anonymized" in proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pan_anonymized.mp4", "talk_anonymized.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.jsonl", "pan_anonymized.mp4",
+                                                                     "talk_anonymized.mp4"]
     pan, talk = inspect(tmp_path / "out" / "pan_anonymized.mp4"), inspect(tmp_path / "out" / "talk_anonymized.mp4")
     assert len(pan["frames"]) == 90 and pan["size"] == (320, 240) and pan["audio_seconds"] == 0
     assert len(talk["frames"]) == 40 and talk["size"] == (320, 240)
@@ -90,7 +91,7 @@ def test_a_bad_file_is_reported_and_the_others_still_run(tmp_path):
     assert len(errors) == 2, proc.stderr[-3000:]
     assert any("broken.mp4" in e and "not a video or image file" in e for e in errors)
     assert any("missing.mp4" in e for e in errors)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut_anonymized.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut_anonymized.png", "manifest.jsonl"]
     cv2 = pytest.importorskip("cv2")
     out = cv2.imread(str(tmp_path / "out" / "astronaut_anonymized.png"))
     src = cv2.imread(str(image))
@@ -114,3 +115,23 @@ def test_inputs_and_output_names(tmp_path):
     assert missing == ["nope"]
     names = [dst.name for _, dst in plan(files, tmp_path / "out")]
     assert names == ["x_anonymized.mp4", "y_anonymized.jpg", "x_anonymized_2.mp4"]
+
+
+@pytest.mark.onnxruntime
+def test_two_jobs_then_a_rerun_skips_what_is_done(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tiny_media import make_clip, make_image
+
+    inputs = tmp_path / "in"
+    make_clip(inputs / "a.mp4", 6)
+    make_clip(inputs / "b.mp4", 4)
+    make_image(inputs / "still.png")
+    (inputs / "broken.mp4").write_bytes(b"not a video")
+    first = run_app(inputs, "--out-dir", tmp_path / "out", "--jobs", "2", "--retries", "0")
+    assert first.returncode == 1 and "3 of 4 files anonymized" in first.stderr, first.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a_anonymized.mp4", "b_anonymized.mp4", "manifest.jsonl", "still_anonymized.png"]
+    again = run_app(inputs, "--out-dir", tmp_path / "out", "--jobs", "2", "--retries", "0")
+    assert again.returncode == 1 and "(3 done in an earlier run)" in again.stderr, again.stderr[-3000:]
+    assert [line for line in again.stderr.splitlines() if line.startswith("done:")] == []
+    assert len(inspect(tmp_path / "out" / "a_anonymized.mp4")["frames"]) == 6
