@@ -13,7 +13,7 @@ log = logging.getLogger("framegraph")
 
 def run_batch_command(args, graph_path: Path) -> int:
     from .batch import DEFAULT_NAMES, check_template, expand_source, fingerprint, plan_batch
-    from .batch_driver import default_jobs, run_batch
+    from .batch_driver import cores_per_file, default_jobs, run_batch
     from .batch_job import JobSpec, check_job
     from .config import load_graph
     from .overrides import parse_override
@@ -54,7 +54,9 @@ def run_batch_command(args, graph_path: Path) -> int:
     if args.ray:
         from .batch_ray import RayPool
 
-        backend = RayPool(spec, args.ray, args.jobs)
+        device = (args.engine or "").partition(":")[2].lower()
+        gpus = 1 if device.startswith(("cuda", "gpu")) else 0  # --engine NAME:cuda asks each task for a GPU
+        backend = RayPool(spec, args.ray, args.jobs, cores_per_file(config), gpus)
         where = f"Ray ({backend.describe()})"
     else:
         from .batch_local import LocalPool

@@ -66,8 +66,12 @@ def default_jobs(config, files: int) -> int:
     """As many files at once as the cores allow for the threads the graph declares (its executors: the
     inference thread, typically; nodes on threads of their own mostly wait), at least one, at most `files`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    per_file = max(1, sum(ex.threads for ex in config.executors.values()))
-    return max(1, min(files, cores // per_file))
+    return max(1, min(files, cores // cores_per_file(config)))
+
+
+def cores_per_file(config) -> int:
+    """The cores one run of the graph keeps busy, as its declared executor threads say (at least one)."""
+    return max(1, sum(ex.threads for ex in config.executors.values()))
 
 
 def run_batch(items: list[BatchItem], spec: JobSpec, out_dir: Path, backend, retries: int = 1,

@@ -1,0 +1,98 @@
+"""``run-graph --ray``: a real 2-node Ray cluster (``ray start``, one CPU each) inside a network namespace that
+has only loopback, with token authentication; one node's worker processes are killed mid-job."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.batch import MANIFEST_NAME, Manifest
+from tiny_media import make_clip
+
+pytestmark = [pytest.mark.slow, pytest.mark.onnxruntime]
+av = pytest.importorskip("av")
+
+# Runs inside the namespace: the cluster, the driver (run-graph --ray) and the kill; prints what happened.
+CLUSTER = r'''
+import json, os, secrets, signal, subprocess, sys, tempfile, time
+from pathlib import Path
+
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
+temp = tempfile.mkdtemp(prefix="fgray", dir="/tmp")  # short: Ray's socket paths live under it
+common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+
+def ray(*args):
+    subprocess.run(["ray", *args], env=env, check=True, capture_output=True, timeout=120)
+
+def task_workers():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::_run_on_ray"):
+            found.append((int(pid), ppid))
+    return found
+
+killed = []
+try:
+    ray("start", "--head", "--port=6390", "--include-dashboard=false", f"--temp-dir={temp}", *common)
+    ray("start", "--address=127.0.0.1:6390", *common)
+    driver = subprocess.Popen([sys.executable, "-m", "pipelines", "face_detect", "--source", str(src),
+                               "--output-dir", str(out), "--ray", "127.0.0.1:6390", "--jobs", "2", "--realtime"],
+                              env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not killed:
+        temps = [p for p in out.rglob(".*.partial-*.mp4") if p.stat().st_size] if out.exists() else []
+        workers = task_workers()
+        if temps and workers:
+            node = workers[0][1]  # one raylet: one node
+            for pid, ppid in workers:
+                if ppid == node:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        time.sleep(0.02)
+    _, err = driver.communicate(timeout=120)
+    print(json.dumps({"rc": driver.returncode, "stderr": err, "killed": killed}))
+finally:
+    subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=60)
+    __import__("shutil").rmtree(temp, ignore_errors=True)
+'''
+
+
+def test_a_two_node_cluster_on_loopback_with_a_node_s_workers_killed(tmp_path):
+    pytest.importorskip("ray")
+    pytest.importorskip("onnxruntime")
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        pytest.skip("needs root, unshare and ip for a network namespace with only loopback")
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a", "b", "c", "sub/d"):
+        make_clip(src / f"{name}.mp4", 15, fps=25)
+    script = tmp_path / "cluster.py"
+    script.write_text(CLUSTER)
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                           sys.executable, str(script), str(src), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["killed"], "no worker was caught mid-file"
+    assert result["rc"] == 0, result["stderr"][-3000:]
+    assert "4 done, 0 failed" in result["stderr"]
+    outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
+    assert outputs == ["a.mp4", "b.mp4", "c.mp4", "sub/d.mp4"], "every output once, no temporary file left"
+    assert all(frames_in(out / o) == 15 for o in outputs)
+    records = Manifest(out / MANIFEST_NAME).records
+    assert {n: (r.status, r.frames) for n, r in records.items()} == {
+        n: ("done", 15) for n in ("a.mp4", "b.mp4", "c.mp4", "sub/d.mp4")}
+    assert len((out / MANIFEST_NAME).read_text().splitlines()) == 4, "each file recorded once"
+
+
+def frames_in(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
