@@ -9,7 +9,11 @@ Lifecycle, exactly:
 - ``close(ctx)`` once if ``open`` succeeded, after the last ``process``, on success, error or Ctrl-C: on the
   node's thread when its inputs end, on the caller's thread after an error. Packets sent from ``close`` are
   delivered on success.
-A calculator instance is never called from two threads at once.
+A calculator instance is never called from two threads at once, unless its class opts in: a class that sets
+``max_in_flight = N`` (N > 1) declares ``process`` safe to run up to N times at once on the one instance (it keeps
+no state between calls, or guards what it keeps), and a node of it may then say ``max_in_flight: N`` or less.
+Its calls then overlap on the node's executor, each with a context of its own, and their outputs are still
+delivered in timestamp order; ``open`` and ``close`` are never concurrent with anything.
 """
 from __future__ import annotations
 
@@ -36,6 +40,9 @@ class Calculator:
     #: After each ``process``, raise every output's timestamp bound past the input timestamp, so a node
     #: that emits nothing at a timestamp never stalls a downstream join. Turn off to manage bounds yourself.
     propagate_bounds: ClassVar[bool] = True
+    #: How many ``process`` calls may run at once on one instance (see the module docstring). A node's
+    #: ``max_in_flight:`` may not exceed it.
+    max_in_flight: ClassVar[int] = 1
 
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()

@@ -4,7 +4,7 @@ Each step is a module with one public function (`parse.parse_file`, `subgraphs.e
 `overrides.apply_overrides`); `validate.validate` then checks the result against the registry. Structural
 faults are collected as `Issue`s (file, line, node) rather than raised one at a time, so a user sees every
 fault of a graph at once. The rules for a node's fields (`input_policy`, `on_error`, `enabled`, `executor`,
-`queue`) live here, in `set_node_field`, and nowhere else: the parser and the overrides both call it.
+`queue`, `max_in_flight`) live here, in `set_node_field`, and nowhere else: the parser and the overrides both call it.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ INPUT_POLICIES = ("sync", "immediate")
 ERROR_POLICIES = ("fail", "skip")
 DEFAULT_QUEUE_SIZE = 8
 #: The fields of a node besides its calculator, ports and options (what `--set NODE.FIELD=VALUE` may set).
-NODE_FIELDS = ("input_policy", "queue", "executor", "on_error", "enabled")
+NODE_FIELDS = ("input_policy", "queue", "executor", "on_error", "enabled", "max_in_flight")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class NodeConfig:
     executor: str | None = None
     on_error: str = "fail"
     enabled: bool = True
+    #: calls of the calculator that may run at once (up to what its class allows), still emitted in order
+    max_in_flight: int = 1
     file: str | None = None
     line: int = 0
     option_lines: dict[str, int] = field(default_factory=dict)
@@ -136,6 +138,10 @@ def set_node_field(node: NodeConfig, key: str, value: Any) -> str | None:
         if not isinstance(value, str) or not value:
             return f"executor must be the name of an executor, got {value!r}"
         node.executor = value
+    elif key == "max_in_flight":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"max_in_flight must be a whole number >= 1, got {value!r}"
+        node.max_in_flight = value
     elif key == "on_error":
         if value not in ERROR_POLICIES:
             return f"on_error must be one of {', '.join(ERROR_POLICIES)}, got {value!r}"

@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from array import array
+from collections import deque
 from typing import Any
 
 from .calculator import CalculatorContext
@@ -97,6 +98,19 @@ class NodeRuntime:
         self.scheduled = False
         self.throttled = False
         self.stats = NodeStats()
+        # Parallel calls (max_in_flight > 1): calls are numbered as they are taken and delivered in that order.
+        self.max_in_flight = config.max_in_flight
+        self.parallel = self.max_in_flight > 1
+        self.in_flight = 0  # calls taken and not yet delivered (running, or done and held for an earlier one)
+        if self.parallel:
+            self.batches = False  # one input set per call: the calls themselves overlap
+            self.in_flight_ts: deque[int] = deque()  # their timestamps, in the order taken
+            self.next_seq = self.delivered = 0
+            self.done: dict[int, tuple[list, BaseException | None]] = {}  # seq -> (calls, failure), held
+            self.halted = False  # a call failed: start no more
+            self.contexts = [CalculatorContext(self, resolved.options, side_inputs)
+                             for _ in range(self.max_in_flight)]
+            self.idle_bound = self._parallel_idle_bound
 
     def wire_output(self, tag: str, index: int, stream: Stream) -> None:
         slots = self.outputs.setdefault(tag, [])
@@ -110,6 +124,48 @@ class NodeRuntime:
             if len(q.items) + q.held >= q.maxsize and not q.discarding:
                 return True
         return False
+
+    def may_start_call(self) -> bool:
+        """A parallel node (under the lock): another call may start, its outputs fitting downstream along with
+        those of the calls in flight (as if each sent one packet per stream, as is_throttled assumes)."""
+        if self.halted or self.in_flight >= self.max_in_flight:
+            return False
+        for q in self.blocking_consumers:
+            if len(q.items) + q.held + self.in_flight >= q.maxsize and not q.discarding:
+                return False
+        return True
+
+    def start_call(self, batch: list) -> tuple[int, CalculatorContext]:
+        """A parallel node (under the lock): number the call on `batch` and lend it a context of its own."""
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        self.in_flight += 1
+        self.in_flight_ts.append(batch[0][0])
+        self.running = True
+        return seq, self.contexts.pop()
+
+    def end_call(self, seq: int, ctx: CalculatorContext, calls: list, failure: BaseException | None) -> None:
+        """A parallel node (under the lock): hold the call's results until the earlier calls are delivered."""
+        self.contexts.append(ctx)
+        self.done[seq] = (calls, failure)
+        if failure is not None:
+            self.halted = True
+
+    def next_delivery(self) -> tuple[list, BaseException | None] | None:
+        """A parallel node (under the lock): the results of the earliest call not yet delivered, if it is done."""
+        entry = self.done.pop(self.delivered, None)
+        if entry is None:
+            return None
+        self.delivered += 1
+        self.in_flight -= 1
+        self.in_flight_ts.popleft()
+        self.running = self.in_flight > 0
+        return entry
+
+    def _parallel_idle_bound(self) -> int:
+        """Calls still in flight may yet send at their own timestamps."""
+        bound = NodeRuntime.idle_bound(self)
+        return min(bound, min(self.in_flight_ts)) if self.in_flight_ts else bound
 
     def next_work(self, stopping: bool) -> str | None:
         """What this node can do now, without changing anything: PROCESS, SOURCE, CLOSE or None."""
@@ -232,14 +288,15 @@ class NodeRuntime:
             self.stats.packets_in -= unprocessed
         return freed
 
-    def call(self, kind: str, batch: list, calls: list) -> BaseException | None:
+    def call(self, kind: str, batch: list, calls: list, ctx: CalculatorContext | None = None) -> BaseException | None:
         """Outside the lock: call the calculator on each input set of `batch` in turn, appending (timestamp,
         outbox, result) to `calls`; result is FAILED for a call that raised.
 
         Returns the error (wrapped) that must fail the graph, if any. A batch stops early at a Stop (or any
         other result), an error, a cancel, once it has sent as many packets as the room downstream it was sized
-        for (`room`), or after BATCH_SECONDS."""
-        ctx = self.ctx
+        for (`room`), or after BATCH_SECONDS. A parallel call passes the context lent to it (`start_call`)."""
+        if ctx is None:
+            ctx = self.ctx
         stats = self.stats
         if kind == CLOSE:
             self.closed = True

@@ -5,49 +5,25 @@ when it has work and none of its lossless downstream queues is full, so a full q
 producer (sources included) without ever blocking a pool thread. A worker that picks up a cheap node with
 several packets queued calls it on them in a row (a batch, sized to the room downstream and to a time
 budget) and delivers the results together: one lock round trip and one wake-up of the consumer per batch
-instead of per packet.
+instead of per packet. A node with `max_in_flight: N` instead runs up to N single calls at once on its
+executor's threads, its results held and delivered in the order the calls were taken (`_run_parallel`).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import deque
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from .errors import GraphDeadlockError, PipelineError
+from .executor import Executor
 from .node import CLOSE, FAILED, PROCESS, SOURCE, NodeRuntime, wrap_error
 from .packet import DONE, Packet, is_stop, new_packet
 from .streams import Stream
 from .validate import GraphPlan
 
 log = logging.getLogger("framegraph.runner")
-
-
-class Executor:
-    """A pool of worker threads and the nodes ready to run on it; guarded by the runner's lock."""
-
-    def __init__(self, name: str, threads: int):
-        self.name = name
-        self.threads = threads
-        self.ready: deque[NodeRuntime] = deque()
-        self.workers: list[threading.Thread] = []
-        # A worker with nothing to do sleeps on a lock of its own, held, which whoever schedules a node releases
-        # to wake it: what threading.Condition does inside, without its Python bookkeeping on every wake-up
-        # (one per batch per hop, a good part of the cost of a cheap node).
-        self.sleeping: list[threading.Lock] = []
-
-    def sleep(self, lock: threading.Lock, wake: threading.Lock) -> None:
-        """Called with `lock` held by a worker whose `wake` lock it holds; returns, `lock` held, once woken."""
-        self.sleeping.append(wake)
-        lock.release()
-        wake.acquire()
-        lock.acquire()
-
-    def wake_all(self) -> None:
-        while self.sleeping:
-            self.sleeping.pop().release()
 
 
 class GraphRunner:
@@ -95,7 +71,7 @@ class GraphRunner:
             name = node.config.executor
             if name is None:
                 name = f"node:{node.name}"
-                self.executors[name] = Executor(name, 1)
+                self.executors[name] = Executor(name, node.max_in_flight)
             node.executor = self.executors[name]
 
     # ------------------------------------------------------------ lifecycle
@@ -227,6 +203,11 @@ class GraphRunner:
         kind = node.next_work(self.stopping)
         if kind is None:
             return
+        if node.parallel:
+            if kind != CLOSE:
+                return self._run_parallel(node, kind)
+            if node.running:
+                return  # close() waits for the calls in flight; the last one's delivery schedules it
         if kind != CLOSE and node.is_throttled():
             node.throttled = True
             return
@@ -251,6 +232,40 @@ class GraphRunner:
             self._deliver(node, kind, calls)
         if failure is not None:
             self._fail_locked(failure)
+
+    def _run_parallel(self, node: NodeRuntime, kind: str) -> None:
+        """`_run_once` for a node with max_in_flight > 1: one input set per call, up to that many at once, each
+        scheduling the next. Results are delivered in the order the calls were taken: one that finishes early
+        waits; a failed one fails the graph in its turn, and no call starts after it."""
+        if not node.may_start_call():
+            node.throttled = not node.halted
+            return
+        batch = node.take_batch()
+        if not batch:
+            return
+        self._wake_producers(node)
+        seq, ctx = node.start_call(batch)
+        self._maybe_schedule(node)  # another worker may start the next call
+        calls: list[tuple[int | None, list, Any]] = []
+        failure = None
+        self.lock.release()
+        try:
+            failure = node.call(kind, batch, calls, ctx)
+        finally:
+            self.lock.acquire()
+            node.end_call(seq, ctx, calls, failure)
+            while (entry := node.next_delivery()) is not None:
+                calls, failure = entry
+                if self.cancelled:
+                    continue
+                if calls and not node.stop_requested:  # after a Stop, what later calls sent is dropped
+                    try:
+                        self._deliver(node, kind, calls)
+                    except Exception as exc:  # e.g. a send() to an unknown port: the rest must still drain
+                        failure = failure or exc
+                if failure is not None:
+                    self._fail_locked(failure)
+            self._maybe_schedule(node)
 
     def _deliver(self, node: NodeRuntime, kind: str, calls: list) -> None:
         """Under the lock: emit what the calls sent, in order, then move bounds and schedule whoever can run."""
@@ -374,7 +389,9 @@ class GraphRunner:
             self._maybe_schedule(consumer)
 
     def _maybe_schedule(self, node: NodeRuntime) -> None:
-        if node.running or node.scheduled or node.finished or self.cancelled:
+        if node.scheduled or node.finished or self.cancelled:
+            return
+        if node.running and (not node.parallel or node.in_flight >= node.max_in_flight):
             return
         kind = node.next_work(self.stopping)
         if kind is None:

@@ -129,7 +129,26 @@ def _resolve_node(node: NodeConfig, graph: GraphConfig, issues: list[Issue]) -> 
         issues.append(node.issue(f"unknown executor '{node.executor}'. Valid: {valid}"))
     if policy not in INPUT_POLICIES:
         issues.append(node.issue(f"calculator declares an unknown input policy {policy!r}"))
+    _check_max_in_flight(graph, node, cls, issues)
     return resolved
+
+
+def _check_max_in_flight(graph: GraphConfig, node: NodeConfig, cls: type, issues: list[Issue]) -> None:
+    n = node.max_in_flight
+    if n == 1:
+        return
+    allowed = int(getattr(cls, "max_in_flight", 1))
+    if n > allowed:
+        why = ("is not declared safe to call from several threads at once (its class attribute max_in_flight "
+               "is 1)" if allowed == 1 else f"allows at most {allowed} (its class attribute max_in_flight)")
+        issues.append(node.issue(f"max_in_flight: {n} but {cls.__name__} {why}"))
+    if cls.is_source():
+        issues.append(node.issue(f"max_in_flight: {n} on a source node: only a node with inputs can run calls "
+                                 "in parallel"))
+    ex = graph.executors.get(node.executor) if node.executor else None
+    if ex is not None and ex.threads < n:
+        issues.append(node.issue(f"max_in_flight: {n} but executor '{node.executor}' has {ex.threads} thread"
+                                 f"{'s' if ex.threads != 1 else ''}; give it at least {n} (threads: {n})"))
 
 
 def _bad_port(kind: str, tag: str, ports: dict) -> str:
