@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["overhead.py", "face_pipeline.py", "detect_interval.py", "tracking.py", "engines.py"]
+BENCHMARKS = ["overhead.py", "parallel_nodes.py", "face_pipeline.py", "detect_interval.py", "tracking.py", "engines.py",
+              "batch.py"]
 
 if __name__ == "__main__":
     for name in BENCHMARKS:
