@@ -49,10 +49,16 @@ def test_batch_annotation_writes_every_frame_and_every_detection(graph, tmp_path
 
 
 def test_the_readme_command_runs_on_the_bundled_clip(tmp_path):
-    out = tmp_path / "annotated.mp4"
-    result = run_graph("graphs/face_detect.yaml", "--source", "assets/media/astronaut_pan.mp4", "--output", out)
+    import re
+    import shlex
+
+    setup = re.search(r"```bash\n(python3 -m venv .*?)\n```", (ROOT / "README.md").read_text()).group(1)
+    command = shlex.split(setup.rpartition("&& run-graph ")[2])  # its run-graph arguments, verbatim
+    result = subprocess.run([sys.executable, "-m", "pipelines", *command], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)  # any folder: the clip comes from the graph library
     assert result.returncode == 0, result.stderr
-    assert decode(out)[:3] == (90, 320, 240)
+    assert decode(tmp_path / "annotated.mp4")[:3] == (90, 320, 240)
+    assert len((tmp_path / "faces.jsonl").read_text().splitlines()) == 90
     assert "engine onnxruntime" in result.stderr  # the chosen engine is said
 
 
