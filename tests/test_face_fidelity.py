@@ -55,7 +55,7 @@ def run_detections(graph_path: Path, source: Path, engine: str, out: Path) -> li
 def test_detections_agree_with_mediapipe(engine, model, media_name, tmp_path):
     missing = [m for m in ENGINES[engine] if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"{engine} needs {', '.join(missing)} (see the README's engine table)")
+        pytest.skip(f"{engine} needs {', '.join(missing)} (see docs/engines.md)")
     source = media.require(MEDIA[media_name])
     reference_file = media.mediapipe_reference(media_name, model)
     reference = [json.loads(line) for line in Path(reference_file).read_text().splitlines()]
