@@ -18,7 +18,7 @@ from typing import Any
 from . import resources
 from .config import GraphConfig, NodeConfig, SubgraphInstance, unknown_key_message
 from .errors import Issue
-from .parse import default_name, parse_file
+from .parse import parse_file
 from .registry import CALCULATORS
 
 _OPTION_REF = re.compile(r"\$\{options\.([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -184,4 +184,4 @@ def instance_nodes(graph: GraphConfig, instance: str) -> list[NodeConfig]:
     return [n for n in graph.nodes if n.name.startswith(prefix)]
 
 
-__all__ = ["expand_subgraphs", "find_subgraph", "instance_nodes", "render_options", "subgraph_names", "default_name"]
+__all__ = ["expand_subgraphs", "find_subgraph", "instance_nodes", "render_options", "subgraph_names"]

@@ -274,8 +274,3 @@ class VideoSourceCalculator(Calculator):
             self._frames = iter(())
             self._container.close()
             self._container = None
-
-
-def _bundled_if_missing(src: str) -> str:
-    """Kept for callers that resolve a source themselves: the same rule as the validator's (`pipelines.paths`)."""
-    return resolve(MediaSource, src, None)
