@@ -16,12 +16,10 @@ from pipelines.paths import resolve
 from pipelines.errors import OutputWriteError
 from pipelines.types import Frame
 
+from .video_encoder import MAX_THREADS, X264_PRESETS, choose_encoder, codec_problem
+
 log = logging.getLogger("framegraph.io.video_writer")
 
-#: Short codec names to the FFmpeg encoders behind them; any other name is passed to FFmpeg as is.
-ENCODERS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265"}
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
 #: Containers written as fragmented MP4: every fragment is complete on disk, so a killed run leaves a file that
 #: plays up to the last fragment. A plain MP4 writes its index only at the end and is unplayable without it.
 FRAGMENTED = {".mp4", ".m4v", ".mov"}
@@ -46,6 +44,12 @@ class VideoWriterCalculator(Calculator):
     frame. The file is created on the first frame (its size is known then); a run with no frames writes
     nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
 
+    Encoder (defaults: codec h264 = libx264, preset veryfast, crf 23, threads 0 = x264 picks, about 1.5 per
+    core): `--set video_writer.preset=ultrafast` trades size for speed (docs/benchmarks.md measures the
+    presets). `codec: auto` or `h264_nvenc` / `h264_qsv` / `h264_vaapi` uses that hardware encoder when the
+    FFmpeg build has it and it opens on this machine, else libx264 with one log line saying why
+    (`allow_fallback: false`: an error instead); see video_encoder.py.
+
     A write that fails (full disk, permission) raises `OutputWriteError` ("cannot write out.mp4: no space left
     on device"); the file is then cut back to the last packet written in full, which in fragmented MP4 is the
     end of a fragment, so what was written plays to its end.
@@ -63,15 +67,17 @@ class VideoWriterCalculator(Calculator):
         - calculator: VideoWriterCalculator
           name: writer
           inputs: {IMAGE: output_video}
-          options: {path: out/annotated.mp4, crf: 23, audio_from: clip.mp4}
+          options: {path: out/annotated.mp4, crf: 23, preset: veryfast, audio_from: clip.mp4}
     """
 
     @dataclass(frozen=True)
     class Options:
         path: OutputFile
-        codec: str = "h264"  # h264 (libx264), hevc (libx265), or any FFmpeg encoder name
-        crf: int = 23  # quality: 0 lossless .. 51 worst; 18-28 is the useful range
-        preset: str = "veryfast"  # x264/x265 speed preset
+        codec: str = "h264"  # h264 (libx264), hevc (libx265), auto, h264_nvenc/_qsv/_vaapi, or an FFmpeg encoder
+        crf: int = 23  # quality: 0 lossless .. 51 worst; 18-28 is the useful range (hardware: cq/qp)
+        preset: str = "veryfast"  # x264/x265 speed preset, ultrafast .. placebo (mapped for hardware encoders)
+        threads: int = 0  # encoder threads; 0: the encoder picks
+        allow_fallback: bool = True  # a hardware codec that cannot open here falls back to libx264 (logged)
         fps: float = 0.0  # 0: the frames' own fps (Frame.fps), or 25 when they have none
         audio_from: MediaSource = MediaSource("")  # a media file whose audio streams are copied in ("" for none)
         format: str = ""  # FFmpeg container name (mp4, matroska); "" guesses it from the path's extension
@@ -83,26 +89,36 @@ class VideoWriterCalculator(Calculator):
                 raise ValueError(f"crf must be 0..51 (lower is better quality), got {self.crf}")
             if self.preset not in X264_PRESETS:
                 raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}; got '{self.preset}'")
+            if not 0 <= self.threads <= MAX_THREADS:
+                raise ValueError(f"threads must be 0..{MAX_THREADS} (0: the encoder picks), got {self.threads}")
+            if not self.codec.strip():
+                raise ValueError("codec must name an encoder: h264 (the default), hevc, auto or an FFmpeg encoder")
             if self.fps < 0:
                 raise ValueError(f"fps must be >= 0 (0 means the source's), got {self.fps}")
 
     IMAGE = Input[Frame]("IMAGE")
 
+    @classmethod
+    def check(cls, options: Options) -> list[str]:
+        """The codec against this PyAV/FFmpeg build (whether a hardware encoder opens is known only at start)."""
+        problem = codec_problem(options.codec, options.allow_fallback)
+        return [problem] if problem else []
+
     def open(self, ctx):
         self._container = self._stream = None
         self._size: tuple[int, int] | None = None  # (width, height) of the input
         self._count = 0
+        self._arrived = False  # a frame came, even if the file could not be started for it
         self._written = 0  # bytes on disk after the last packet muxed in full
         self._error: OutputWriteError | None = None  # the first failed write; the file takes no more
         self._path = Path(self.options.path)
         # What decides fragmenting and the audio codecs: the extension, or the format when one is named.
         self._kind = f".{self.options.format}" if self.options.format else self._path.suffix.lower()
-        self._encoder = ENCODERS.get(self.options.codec.lower(), self.options.codec)
+        problem = codec_problem(self.options.codec, self.options.allow_fallback)
+        if problem:
+            raise VideoWriteError(f"video writer '{self._path}': {problem}")
         import av
 
-        if self._encoder not in av.codecs_available:
-            raise VideoWriteError(f"video writer '{self._path}': encoder '{self._encoder}' (codec "
-                                  f"'{self.options.codec}') is not in this PyAV/FFmpeg build; use codec: h264")
         if self.options.format and self.options.format not in av.formats_available:
             raise VideoWriteError(f"video writer '{self._path}': format '{self.options.format}' is not in this "
                                   "PyAV/FFmpeg build; use format: mp4, or leave it empty to follow the extension")
@@ -110,6 +126,7 @@ class VideoWriterCalculator(Calculator):
 
     def process(self, ctx):
         frame: Frame = ctx.get(self.IMAGE)
+        self._arrived = True
         if self._error is not None:  # on_error: skip goes on after a failed write; the file cannot
             raise OutputWriteError(str(self._error))
         if self._container is None:
@@ -128,7 +145,13 @@ class VideoWriterCalculator(Calculator):
         # ms at 720p): this conversion was a quarter of the writer's time.
         import cv2
 
-        out = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+        # The I420 array is new and never written again, so the frame may wrap it instead of copying it in
+        # (from_ndarray copies plane by plane: 0.5 ms at 1080p); the encoded bytes are the same. PyAV 18 wraps
+        # heights of 4n+2 as 4n (the planes then start in the wrong place): those are copied.
+        out = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+        if out.height != image.shape[0]:
+            out = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         out.pts = self._count  # constant frame rate: the time base is one frame
         self._count += 1
         self._mux_video(self._stream.encode(out))
@@ -174,6 +197,8 @@ class VideoWriterCalculator(Calculator):
         if (width, height) != (frame.width, frame.height):
             log.info("%s: %dx%d padded to %dx%d (yuv420p needs even sizes)", self._path, frame.width,
                      frame.height, width, height)
+        encoder = choose_encoder(opts.codec, opts.allow_fallback, opts.preset, opts.crf, opts.threads,
+                                 (width, height), rate, f"video writer '{self._path}'")
         # Hand every finished fragment to the OS at once; FFmpeg would otherwise hold 256 KiB in its own buffer,
         # which a killed process takes with it (a short clip would leave only the 28-byte file type box).
         container_options = {"flush_packets": "1"}
@@ -189,31 +214,30 @@ class VideoWriterCalculator(Calculator):
             raise VideoWriteError(f"video writer '{self._path}': cannot create the file ({exc}); the extension "
                                   "must name a container (.mp4, .mkv), or set format: mp4") from exc
         try:
-            stream = container.add_stream(self._encoder, rate=rate)
+            stream = container.add_stream(encoder.name, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = 1 / rate
             cc = stream.codec_context
             # swscale's RGB->YUV is BT.601 limited range; say so, or players guess BT.709 for HD and shift colours.
             cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 6, 6, 6
-            cc.thread_count = 0  # the encoder picks (x264: 1.5 threads per core), as in a plain PyAV loop
+            cc.thread_count = encoder.threads  # 0: the encoder picks (x264: 1.5 per core), as in a plain PyAV loop
             cc.gop_size = max(1, round(2 * fps))  # a keyframe every 2 s: quick seeking, quick recovery from damage
-            if self._encoder in ("libx264", "libx265"):
-                cc.options = {"crf": str(opts.crf), "preset": opts.preset}
+            cc.options = dict(encoder.options)
             if self._audio is not None:
                 self._audio.add_streams(container, self._kind)
         except (ValueError, av.FFmpegError) as exc:
             container.close()
-            raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{self._encoder}': "
+            raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{encoder.name}': "
                                   f"{exc}") from exc
         self._container, self._stream, self._size = container, stream, (frame.width, frame.height)
         self._fps = float(rate)
-        log.info("writing %s: %dx%d at %s fps with %s (crf %d, %s)", self._path, width, height, rate,
-                 self._encoder, opts.crf, opts.preset)
+        log.info("writing %s: %dx%d at %s fps with %s (%s%s)", self._path, width, height, rate, encoder.name,
+                 encoder.settings, f", {encoder.threads} threads" if encoder.threads else "")
 
     def close(self, ctx):
         audio, self._audio = self._audio, None
         if self._container is None:
-            if self._error is None:
+            if self._error is None and not self._arrived:
                 log.info("%s: no frames arrived; no file written", self._path)
             return audio.close() if audio is not None else None
         failed = self._error is not None  # then only close what is there: the error was reported already
