@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     obs.add_argument("--no-progress", action="store_true", help="no progress bar")
     obs.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors")
     obs.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    live = p.add_argument_group("live page (needs framegraph[serve])")
+    live.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
+                      help="while the graph runs, serve a page with its video, its drawing and per-node figures, a "
+                           "JSON API and /metrics (default 127.0.0.1:8080; another host needs a token)")
+    live.add_argument("--serve-token", metavar="TOKEN", help="require this token on every request (generated and "
+                                                             "printed once when HOST is not loopback)")
+    live.add_argument("--serve-stream", action="append", default=[], metavar="STREAM",
+                      help="a stream to show as video (repeatable; default: the graph's annotated video)")
+    live.add_argument("--serve-fps", type=float, default=10.0, metavar="N",
+                      help="encode each video for the page at most N times a second (default 10)")
     info = p.add_argument_group("information")
     info.add_argument("--list-engines", action="store_true", help="inference engines, installed or not, and exit")
     info.add_argument("--list-calculators", action="store_true", help="registered calculators and exit")
@@ -238,7 +248,9 @@ def _display_available(config) -> tuple[bool, str]:
 def _run(graph, config, args) -> int:
     from .stats import write_trace
 
+    serve = _serve_options(graph, args) if args.serve else None
     handle = graph.start(trace=bool(args.trace))
+    server = _start_server(handle, serve) if serve else None
     bar = _progress_bar(handle, config, args)
     interrupted = _install_sigint(handle)
     try:
@@ -251,6 +263,8 @@ def _run(graph, config, args) -> int:
                 handle.cancel()
                 stop_deadline = float("inf")
     finally:
+        if server is not None:
+            server.stop()  # the page lives as long as the graph: its source ended, or Ctrl-C
         if bar is not None:
             bar.close()
         if args.stats:
@@ -265,6 +279,37 @@ def _run(graph, config, args) -> int:
         print("interrupted: outputs finalized", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if problems else EXIT_OK
+
+
+def _serve_options(graph, args):
+    """--serve's options, checked (and aiohttp imported) before the graph starts."""
+    from .serve import choose_video_streams, resolve_options
+    from .serve import server as _  # noqa: F401  an install hint now, not after the graph has started
+
+    options, generated = resolve_options(args.serve, args.serve_token, args.serve_fps, tuple(args.serve_stream))
+    return options, generated, choose_video_streams(graph.plan, options.streams)
+
+
+def _start_server(handle, serve):
+    from .serve import start_server
+
+    options, generated, streams = serve
+    try:
+        server = start_server(handle, options, streams)
+    except BaseException:
+        handle.cancel()
+        try:
+            handle.wait(10)
+        except Exception:  # the server's error is the one to report
+            pass
+        raise
+    query = f"?token={options.token}" if options.token else ""
+    shown = ", ".join(streams) or "no video stream"
+    print(f"live page: {server.url}{query} ({shown})", file=sys.stderr)
+    if generated:
+        print(f"  {options.host} is not a loopback address: every request needs that token (generated, printed "
+              "only here; --serve-token sets one)", file=sys.stderr)
+    return server
 
 
 def _install_sigint(handle) -> threading.Event:

@@ -1,0 +1,23 @@
+"""``run-graph --serve``: a live page of a running graph (its video, its drawing, its per-node figures), a JSON
+API and Prometheus metrics. Part of the runtime because it knows nothing but the runtime: a GraphHandle, its plan
+and `Frame`. This module imports nothing heavy; aiohttp (the ``serve`` extra) loads with `start_server`.
+
+    from pipelines.serve import ServeOptions, start_server
+    server = start_server(handle, ServeOptions(port=8080))
+    ...
+    server.stop()
+"""
+from __future__ import annotations
+
+from .options import ServeError, ServeOptions, choose_video_streams, parse_address, resolve_options
+
+__all__ = ["ServeError", "ServeOptions", "choose_video_streams", "parse_address", "resolve_options", "start_server"]
+
+
+def start_server(handle, options: ServeOptions, video_streams: list[str] | None = None):
+    """Start serving `handle` on a thread of its own; returns the running `LiveServer` (``.url``, ``.stop()``)."""
+    from .server import LiveServer
+
+    streams = list(video_streams) if video_streams is not None else choose_video_streams(handle.graph.plan,
+                                                                                        options.streams)
+    return LiveServer(handle, options, streams).start()

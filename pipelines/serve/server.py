@@ -1,0 +1,299 @@
+"""The live page's HTTP server: aiohttp on a thread of its own with its own event loop.
+
+It reads the graph only through the public GraphHandle (``observe`` for frames, ``stats`` for the figures), so a
+slow or stuck browser costs the graph nothing: frames are dropped for it, never queued, and a browser that
+does not take a frame or message within `write_timeout_s` is disconnected.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import json
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from urllib.parse import quote
+
+from .api import GraphCollector, graph_json, sources_json, stats_json
+from .frames import VideoFeed
+from .options import ServeError, ServeOptions
+
+try:
+    from aiohttp import WSMsgType, web
+except ImportError as exc:  # pragma: no cover - the message is what matters
+    raise ServeError("--serve needs the serve extra: pip install 'framegraph[serve]' (aiohttp, prometheus-client)") \
+        from exc
+
+log = logging.getLogger("framegraph.serve")
+
+#: Every file the page may load: names map to package files read once at start; no request names a path.
+STATIC = {"app.js": ("app.js", "text/javascript"), "style.css": ("style.css", "text/css"),
+          "vendor/dagre.min.js": ("vendor/dagre.min.js", "text/javascript"),
+          "vendor/LICENSE": ("vendor/LICENSE", "text/plain")}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                                           "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+STATS_PERIOD_S = 1.0
+BOUNDARY = "frame"
+
+
+class LiveServer:
+    """Serves a running graph's page, API and metrics until `stop()`.
+
+        server = LiveServer(handle, ServeOptions(port=0), ["output_video"]).start()
+        print(server.url)
+        ...
+        server.stop()
+    """
+
+    def __init__(self, handle, options: ServeOptions, video_streams: list[str]):
+        self.handle = handle
+        self.options = options
+        self.feeds = {s: VideoFeed(s) for s in video_streams}
+        for feed in self.feeds.values():
+            handle.observe(feed.stream, feed.on_packet)
+        self._plan = handle.graph.plan
+        self._graph_json = graph_json(self._plan, list(self.feeds))
+        root = resources.files(__package__) / "static"
+        self._index = (root / "index.html").read_text(encoding="utf-8")
+        self._static = {name: ((root / path).read_bytes(), ctype) for name, (path, ctype) in STATIC.items()}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="framegraph-serve-work")
+        self._snapshot_cache: tuple[float, object, bool] | None = None
+        self._snapshot_lock = threading.Lock()
+        self._active = 0
+        self._sockets: set = set()
+        self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self.port = options.port
+
+    # ---------------------------------------------------------------- lifecycle (the caller's thread)
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.url_host}:{self.port}/"
+
+    def start(self, timeout: float = 10.0) -> "LiveServer":
+        self._thread = threading.Thread(target=self._thread_main, name="framegraph-serve", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ServeError(f"--serve {self.options.host}:{self.options.port}: the server did not start "
+                             f"within {timeout:.0f} s")
+        if self._start_error is not None:
+            self._pool.shutdown(wait=False)
+            raise self._start_error
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
+        except Exception as exc:  # a server that will not stop must not keep the process: it is a daemon thread
+            log.warning("the live page did not stop cleanly: %s", exc)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=False)
+
+    def _thread_main(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _startup(self) -> None:
+        opts = self.options
+        try:
+            family = socket.getaddrinfo(opts.host, opts.port, type=socket.SOCK_STREAM)[0][0]
+            sock = socket.create_server((opts.host, opts.port), family=family, backlog=opts.max_connections)
+        except OSError as exc:
+            raise ServeError(f"--serve {opts.host}:{opts.port}: cannot listen there: {exc.strerror or exc}") from exc
+        self.port = sock.getsockname()[1]
+        app = web.Application(client_max_size=opts.max_body_bytes, middlewares=[self._guard])
+        app.router.add_get("/", self._page)
+        app.router.add_get("/static/{name:.+}", self._static_file)
+        app.router.add_get("/video/{stream}", self._video)
+        app.router.add_get("/api/graph", self._api_graph)
+        app.router.add_get("/api/stats", self._api_stats)
+        app.router.add_get("/api/streams", self._api_streams)
+        app.router.add_post("/api/streams", self._api_streams_change)
+        app.router.add_delete("/api/streams", self._api_streams_change)
+        app.router.add_delete("/api/streams/{name}", self._api_streams_change)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/ws", self._websocket)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=15.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        for feed in self.feeds.values():
+            feed.bind()
+            self._tasks.append(asyncio.create_task(feed.run_encoder(self._pool, opts.max_fps, opts.jpeg_quality)))
+
+    async def _shutdown(self) -> None:
+        for feed in self.feeds.values():
+            feed.ended = True
+            await feed.wake()
+        for ws in list(self._sockets):
+            await ws.close(message=b"graph ended")
+        for task in self._tasks:
+            task.cancel()
+        await self._runner.cleanup()
+
+    # ---------------------------------------------------------------- every request
+    @web.middleware
+    async def _guard(self, request, handler):
+        if self._active >= self.options.max_connections:
+            return _error(503, f"too many connections (at most {self.options.max_connections})")
+        token = self.options.token
+        if token is not None and not _token_matches(request, token):
+            if request.path == "/":
+                return web.Response(status=401, content_type="text/html", headers=PAGE_HEADERS,
+                                    text="<!doctype html><title>framegraph: token required</title><h1>401: token "
+                                         "required</h1><p>Open this page with <code>?token=...</code> as printed "
+                                         "by run-graph.</p>")
+            return _error(401, "a valid token is required (Authorization: Bearer TOKEN, or ?token=TOKEN)")
+        if request.content_length is not None and request.content_length > self.options.max_body_bytes:
+            return _error(413, f"request body too large (at most {self.options.max_body_bytes} bytes)")
+        self._active += 1
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason)
+            raise
+        finally:
+            self._active -= 1
+
+    # ---------------------------------------------------------------- the page
+    async def _page(self, request):
+        query = "?token=" + quote(self.options.token, safe="") if self.options.token else ""
+        text = self._index.replace("__QUERY__", html.escape(query, quote=True))
+        return web.Response(text=text, content_type="text/html", headers=PAGE_HEADERS)
+
+    async def _static_file(self, request):
+        found = self._static.get(request.match_info["name"])
+        if found is None:
+            return _error(404, "no such file")
+        body, ctype = found
+        return web.Response(body=body, content_type=ctype, headers={"X-Content-Type-Options": "nosniff"})
+
+    async def _video(self, request):
+        feed = self.feeds.get(request.match_info["stream"])
+        if feed is None:
+            return _error(404, f"no video stream '{request.match_info['stream']}'; shown: {', '.join(self.feeds)}")
+        response = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                               "Cache-Control": "no-store", **_NO_SNIFF})
+        await response.prepare(request)
+        feed.add_viewer()
+        seq = 0
+        try:
+            while True:
+                got = await feed.next_frame(seq)
+                if got is None:
+                    break
+                seq, jpeg = got
+                part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg + b"\r\n")
+                await asyncio.wait_for(response.write(part), self.options.write_timeout_s)
+        except (ConnectionError, asyncio.TimeoutError):
+            pass  # the browser left or stalled: it is dropped, the graph never waited for it
+        finally:
+            feed.remove_viewer()
+        return response
+
+    # ---------------------------------------------------------------- the API
+    def _snapshot(self):
+        """The graph's stats, computed at most twice a second however many browsers and scrapers ask."""
+        with self._snapshot_lock:
+            now = time.monotonic()
+            cached = self._snapshot_cache
+            if cached is None or now - cached[0] > STATS_PERIOD_S / 2:
+                cached = self._snapshot_cache = (now, self.handle.stats, self.handle.done)
+            return cached[1], cached[2]
+
+    async def _snapshot_async(self):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._snapshot)
+
+    async def _live_json(self) -> dict:
+        stats, done = await self._snapshot_async()
+        return {"type": "stats", "stats": stats_json(stats, done), "streams": self._streams_json(stats, done)}
+
+    def _streams_json(self, stats, done) -> dict:
+        return {"sources": sources_json(self._plan, stats, done),
+                "video": [feed.describe() for feed in self.feeds.values()]}
+
+    async def _api_graph(self, request):
+        return web.json_response(self._graph_json)
+
+    async def _api_stats(self, request):
+        stats, done = await self._snapshot_async()
+        return web.json_response(stats_json(stats, done))
+
+    async def _api_streams(self, request):
+        stats, done = await self._snapshot_async()
+        return web.json_response(self._streams_json(stats, done))
+
+    async def _api_streams_change(self, request):
+        await request.read()  # bounded by client_max_size: a body too large is refused with 413
+        return _error(501, "adding or removing streams needs a graph with several streams in one process, "
+                           "which framegraph does not support yet; GET /api/streams lists the running ones")
+
+    async def _metrics(self, request):
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(GraphCollector(self._snapshot, list(self.feeds.values())))
+        body = await asyncio.get_running_loop().run_in_executor(self._pool, generate_latest, registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _websocket(self, request):
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        sender = asyncio.create_task(self._send_stats(ws))
+        try:
+            async for msg in ws:  # the page sends nothing; reading keeps pings and the close handshake going
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            sender.cancel()
+            self._sockets.discard(ws)
+        return ws
+
+    async def _send_stats(self, ws) -> None:
+        try:
+            while not ws.closed:
+                payload = await self._live_json()
+                await asyncio.wait_for(ws.send_str(json.dumps(payload)), self.options.write_timeout_s)
+                await asyncio.sleep(STATS_PERIOD_S)
+        except (ConnectionError, asyncio.TimeoutError):
+            await ws.close()
+
+
+_NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
+def _token_matches(request, token: str) -> bool:
+    auth = request.headers.get("Authorization", "")
+    given = auth[7:].strip() if auth.startswith("Bearer ") else request.query.get("token")
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _error(status: int, message: str):
+    return web.json_response({"error": message, "status": status}, status=status, headers=_NO_SNIFF)
