@@ -147,6 +147,11 @@ class CalculatorContext:
         warning now, listed at the end, and the CLI exits non-zero."""
         self._node.runner.report_problem(f'node "{self.node_name}": {message}')
 
+    def set_status(self, status: str) -> None:
+        """Publish what the node is doing, in a few words ("reconnecting (attempt 3)"): the latest one shows in
+        the stats (``NodeStatsRow.status``, ``--stats``) until replaced; "" clears it. Cheap; call it on change."""
+        self._node.stats.status = str(status)
+
     def stop_graph(self) -> None:
         """Ask the graph to stop gracefully: sources stop, packets in flight drain, outputs finalize."""
         self._node.runner.request_stop()

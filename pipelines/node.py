@@ -39,7 +39,7 @@ def wrap_error(node: "NodeRuntime", method: str, ts: int | None, exc: BaseExcept
 
 
 class NodeStats:
-    __slots__ = ("packets_in", "packets_out", "latencies", "errors", "first_start", "last_end")
+    __slots__ = ("packets_in", "packets_out", "latencies", "errors", "first_start", "last_end", "status")
 
     def __init__(self):
         self.packets_in = 0
@@ -48,6 +48,7 @@ class NodeStats:
         self.errors = 0
         self.first_start = 0.0
         self.last_end = 0.0
+        self.status = ""  # what the calculator says it is doing (CalculatorContext.set_status)
 
 
 class NodeRuntime:

@@ -19,6 +19,7 @@ class NodeStatsRow:
     max_queue: int
     drops: int
     errors: int
+    status: str = ""  # the node's latest CalculatorContext.set_status, "" when it set none
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ class GraphStats:
                  f"{r.latency_p50_ms:.2f}", f"{r.latency_p99_ms:.2f}", str(r.max_queue), str(r.drops), str(r.errors))
                 for r in self.rows]
         widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        if any(r.status for r in self.rows):  # a column only when some node published a status
+            head, body = (*head, "status"), [(*row, r.status) for row, r in zip(body, self.rows)]
+            widths.append(max(len(row[-1]) for row in [head, *body]))
+        left = {0, 1, len(head) - 1} if head[-1] == "status" else {0, 1}
+        lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                  for row in [head, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"wall time {self.wall_seconds:.2f} s")
@@ -64,7 +69,7 @@ def collect_stats(runner) -> GraphStats:
             fps=count / wall if wall else 0.0,
             latency_p50_ms=_percentile(lat, 0.5) * 1e3, latency_p99_ms=_percentile(lat, 0.99) * 1e3,
             max_queue=max((q.max_depth for q in node.inputs), default=0),
-            drops=sum(q.drops for q in node.inputs), errors=s.errors))
+            drops=sum(q.drops for q in node.inputs), errors=s.errors, status=s.status))
     return GraphStats(rows, wall)
 
 

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from fractions import Fraction
 
 from pipelines import PipelineError, SourceOpenError
 
@@ -133,58 +132,6 @@ def open_camera(index: int, width: int, height: int, fps: float) -> tuple[Latest
         return None
 
     return LatestFrameReader(name, read, cap.release), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-
-
-def open_stream(url: str) -> tuple[LatestFrameReader, float]:
-    import av
-
-    # TCP for RTSP: UDP loses packets on busy networks and shows up as smeared frames, not as errors.
-    options = {"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {}
-    try:
-        container = av.open(url, options=options, timeout=(10.0, 10.0))
-    except (av.FFmpegError, OSError) as exc:
-        raise SourceOpenError(f"video source '{url}': could not be opened ({ffmpeg_reason(exc)}); check the address "
-                              "and that the stream is up") from exc
-    if not container.streams.video:
-        container.close()
-        raise SourceOpenError(f"video source '{url}': the stream has no video")
-    stream = container.streams.video[0]
-    time_base, frames = stream.time_base, container.decode(stream)
-    rate = stream.average_rate or stream.guessed_rate
-    name, t0, counter = f"video source '{url}'", time.monotonic_ns(), itertools.count()
-    # A live stream arrives at its own pace; a file served over HTTP would otherwise decode as fast as the
-    # network allows and the reader would drop most of it. Jumps re-anchor rather than stall.
-    pacer = Pacer(max_late_s=0.2, max_early_s=1.0)
-    step = round(1e6 / float(rate)) if rate else 1
-    offset, last = None, None
-
-    def read(halted: threading.Event) -> Item | None:
-        nonlocal offset, last
-        index = next(counter)
-        try:
-            frame = next(frames, None)
-        except av.FFmpegError as exc:
-            raise SourceOpenError(f"{name}: the stream failed after frame {index}: {ffmpeg_reason(exc)}") from exc
-        if frame is None:
-            return None
-        if frame.pts is not None:
-            ts = round(Fraction(frame.pts) * time_base * 1_000_000)
-        else:
-            ts = (time.monotonic_ns() - t0) // 1000
-        # Live streams start anywhere, wrap (MPEG-TS after 26.5 h) and jump when a camera restarts: count
-        # from 0 and splice a jump (back, or more than 10 s on) onto the previous frame instead of stalling.
-        if offset is None:
-            offset = -ts
-        ts += offset
-        if last is not None and not last < ts <= last + 10_000_000:
-            offset += last + step - ts
-            ts = last + step
-        last = ts
-        if not pacer.wait(ts, halted.is_set):
-            return None
-        return (lambda frame=frame: frame.to_ndarray(format="rgb24")), ts, index
-
-    return LatestFrameReader(name, read, container.close), float(rate) if rate else 0.0
 
 
 def ffmpeg_reason(exc: BaseException) -> str:

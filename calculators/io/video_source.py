@@ -5,7 +5,7 @@ import glob
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +13,8 @@ from pipelines import Calculator, MediaSource, Output, SourceOpenError, Stop, re
 from pipelines.paths import resolve
 from pipelines.types import Frame
 
-from ._live_capture import LatestFrameReader, Pacer, ffmpeg_reason, open_camera, open_stream
+from ._live_capture import LatestFrameReader, Pacer, ffmpeg_reason, open_camera
+from .network_stream import ReconnectPolicy, open_network_stream
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -31,10 +32,17 @@ class VideoSourceCalculator(Calculator):
     """Emits RGB frames from a camera, a video file or URL, an image, or a sorted folder/glob of images.
 
     Timestamps are integer microseconds, strictly increasing: a file's own presentation times (a repeat is bumped
-    by 1 us, with one warning); a network stream's, counted from 0; a camera's monotonic clock from open; an
-    image folder's `index * 1e6 / fps`. Live sources (camera, network URL) decode on a
-    background thread that keeps only the newest frame, so the graph never falls behind them. A damaged
-    file is decoded as far as it goes, then reported as a problem (the run completes, the CLI exits non-zero).
+    by 1 us, with one warning); a network stream's, counted from 0 at its first frame, each reconnection
+    starting at the wall-clock time it came back; a camera's monotonic clock from open; an image folder's
+    `index * 1e6 / fps`. Live sources (camera, network URL) decode on a background thread that keeps only the
+    newest frame, so the graph never falls behind them. A damaged file is decoded as far as it goes, then
+    reported as a problem (the run completes, the CLI exits non-zero).
+
+    A network stream (rtsp(s)://, http(s):// MJPEG, progressive or HLS, udp://, srt://, through FFmpeg) that
+    drops, refuses or stalls (no data for `read_timeout_s`) is reconnected with exponential backoff and jitter,
+    each loss and recovery logged as one line and shown as the node's status in the stats; after
+    `reconnect_max_attempts` failures in a row the graph fails with an error naming the node and the URL (what
+    was written before stays complete). A stream of known length (a file over HTTP) ends at its end.
 
     Ports:
         (source, no inputs) -> IMAGE (Frame)
@@ -45,6 +53,12 @@ class VideoSourceCalculator(Calculator):
           name: source
           outputs: {IMAGE: input_video}
           options: {source: assets/media/astronaut_pan.mp4, realtime: false}
+
+        # An IP camera that may reboot: retry every 0.5 s, doubling up to 10 s, forever.
+        - calculator: VideoSourceCalculator
+          name: camera
+          outputs: {IMAGE: input_video}
+          options: {source: "rtsp://192.168.1.20:554/stream1", reconnect_max_delay_s: 10, read_timeout_s: 5}
     """
 
     @dataclass(frozen=True)
@@ -57,6 +71,17 @@ class VideoSourceCalculator(Calculator):
         fps: float = 0.0  # frame rate where the source has none (image folders: 30; cameras: what they say)
         width: int = 0  # camera capture size; 0: the camera's default
         height: int = 0
+        threads: int = 0  # file decoding threads (frame and slice threading): 0 one per core, 1 none
+        # Network streams: on a drop, a refusal or a stall, wait reconnect_delay_s, doubling up to
+        # reconnect_max_delay_s, each wait scaled by 1 +- reconnect_jitter; give up after reconnect_max_attempts
+        # failures in a row (0: never). reconnect: false fails the graph at the first loss.
+        reconnect: bool = True
+        reconnect_delay_s: float = 0.5
+        reconnect_max_delay_s: float = 10.0
+        reconnect_jitter: float = 0.2
+        reconnect_max_attempts: int = 0
+        read_timeout_s: float = 10.0  # no data for this long (connecting or streaming) counts as a loss
+        stream_options: dict = field(default_factory=dict)  # FFmpeg options for the URL: {rtsp_transport: udp}
 
         def __post_init__(self):
             if not str(self.source).strip():
@@ -68,6 +93,21 @@ class VideoSourceCalculator(Calculator):
             if self.width < 0 or self.height < 0:
                 raise ValueError(f"width and height must be >= 0 (0 means the camera default), "
                                  f"got {self.width}x{self.height}")
+            if self.threads < 0:
+                raise ValueError(f"threads must be >= 0 (0 means one per core), got {self.threads}")
+            if not 0 < self.reconnect_delay_s <= self.reconnect_max_delay_s:
+                raise ValueError("reconnect delays must satisfy 0 < reconnect_delay_s <= reconnect_max_delay_s, "
+                                 f"got {self.reconnect_delay_s} and {self.reconnect_max_delay_s}")
+            if not 0 <= self.reconnect_jitter < 1:
+                raise ValueError(f"reconnect_jitter must be in [0, 1), got {self.reconnect_jitter}")
+            if self.reconnect_max_attempts < 0:
+                raise ValueError(f"reconnect_max_attempts must be >= 0 (0 means forever), "
+                                 f"got {self.reconnect_max_attempts}")
+            if self.read_timeout_s <= 0:
+                raise ValueError(f"read_timeout_s must be > 0, got {self.read_timeout_s}")
+            bad = [k for k, v in self.stream_options.items() if not isinstance(v, (str, int, float))]
+            if bad:
+                raise ValueError(f"stream_options values must be strings or numbers; not {', '.join(map(str, bad))}")
 
     IMAGE = Output[Frame]("IMAGE")
 
@@ -81,12 +121,13 @@ class VideoSourceCalculator(Calculator):
         self._last_ts = -1
         self._warned_ts = False
         self._pacer = Pacer(max_late_s=0.5) if opts.realtime else None
-        self._container = self._reader = None
+        self._container = self._reader = self._network = None
         self._fps, self._total, self._live = 0.0, 0, False
+        self._status = ""
         if _CAMERA.match(src):
             self._open_live(*open_camera(int(src), opts.width, opts.height, opts.fps), stall_s=5.0)
         elif is_live_source(src):
-            self._open_live(*open_stream(src), stall_s=10.0)
+            self._open_network(src, ctx)
         elif os.path.isdir(src) or (any(c in src for c in "*?[") and not os.path.exists(src)):
             self._open_images(self._list_images(src))
         elif not os.path.exists(src):
@@ -103,6 +144,16 @@ class VideoSourceCalculator(Calculator):
         self._reader, self._fps, self._live, self._stall_s = reader, fps or self.options.fps, True, stall_s
         self._last_frame_at = time.monotonic() + 5.0  # grace for a camera warming up or a stream buffering
         reader.start()
+
+    def _open_network(self, src: str, ctx) -> None:
+        opts = self.options
+        policy = ReconnectPolicy(opts.reconnect, opts.reconnect_delay_s, opts.reconnect_max_delay_s,
+                                 opts.reconnect_jitter, opts.reconnect_max_attempts)
+        options = {str(k): str(v) for k, v in opts.stream_options.items()}
+        reader, self._network = open_network_stream(src, ctx.node_name, policy, opts.read_timeout_s, options,
+                                                    ctx.logger)
+        # No stall watchdog here: the stream's own read timeout turns a stall into a reconnect.
+        self._open_live(reader, opts.fps, stall_s=float("inf"))
 
     def _list_images(self, src: str) -> list[str]:
         if os.path.isdir(src):
@@ -137,9 +188,10 @@ class VideoSourceCalculator(Calculator):
                                   f"(streams: {', '.join(s.type for s in container.streams) or 'none'})")
         self._container = container
         stream = container.streams.video[0]
-        # Slice threading only (PyAV's default): frame threading hides a damaged packet's error and drops the
-        # frames still in flight, and "decode every frame that decodes" matters more than decode speed here.
-        stream.thread_type = "SLICE"
+        # Frame and slice threading: several frames decode at once. The decoder is flushed at the end, so the
+        # frames in flight still come out, in order.
+        stream.thread_type = "AUTO"
+        stream.thread_count = self.options.threads
         rate = stream.average_rate or stream.guessed_rate
         self._fps = float(rate) if rate else self.options.fps
         self._total = int(stream.frames or 0)
@@ -236,6 +288,9 @@ class VideoSourceCalculator(Calculator):
         reader = self._reader
         deadline = time.monotonic() + 0.5  # hand the thread back now and then; the runner calls again
         while not ctx.stopping:
+            if self._network is not None and self._network.status != self._status:
+                self._status = self._network.status
+                ctx.set_status(self._status)
             item = reader.take(timeout=0.05)
             if item is not None:
                 self._last_frame_at = time.monotonic()
@@ -262,13 +317,15 @@ class VideoSourceCalculator(Calculator):
             ts = self._last_ts + 1
         self._last_ts = ts
         self._count += 1
-        frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=self._fps,
+        fps = self._network.fps or self._fps if self._network is not None else self._fps
+        frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=fps,
                       total_frames=self._total)
         ctx.send(self.IMAGE, frame, timestamp=ts)
 
     def close(self, ctx):
         if self._reader is not None:
-            self._reader.stop()
+            # A network reader blocked in a stalled read closes its own connection when the read times out.
+            self._reader.stop(timeout=1.0 if self._network is not None else 3.0)
             self._reader = None
         if self._container is not None:
             self._frames = iter(())
