@@ -7,7 +7,8 @@ Lifecycle, exactly:
   settled timestamp together; ``immediate``: one packet at a time). A node with no inputs is a source:
   ``process`` is called repeatedly until it returns or raises ``Stop``.
 - ``close(ctx)`` once if ``open`` succeeded, after the last ``process``, on success, error or Ctrl-C: on the
-  node's thread when its inputs end, on the caller's thread after an error. Packets sent from ``close`` are
+  node's thread when its inputs end (back edges excepted, unless ``awaits_back_edges()`` says a packet on one is
+  still owed), on the caller's thread after an error. Packets sent from ``close`` are
   delivered on success.
 A calculator instance is never called from two threads at once, unless its class opts in: a class that sets
 ``max_in_flight = N`` (N > 1) declares ``process`` safe to run up to N times at once on the one instance (it keeps
@@ -55,6 +56,13 @@ class Calculator:
 
     def close(self, ctx: "CalculatorContext") -> None:
         pass
+
+    def awaits_back_edges(self) -> bool:
+        """Asked by the scheduler once every input that is not a back edge has ended: True keeps the node open
+        until a back-edge packet it still needs arrives (PreviousLoopbackCalculator holding timestamps whose loop
+        value is not in yet); ``close`` follows once it answers False. Runs under the scheduler's lock: answer from
+        the calculator's own state, at once."""
+        return False
 
     @classmethod
     def check(cls, options: Any) -> "list[str]":

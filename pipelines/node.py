@@ -190,6 +190,9 @@ class NodeRuntime:
         elif self._settled_timestamp() is not None:
             return PROCESS
         if all(q.bound >= DONE and not q.items for q in self.sync_inputs):
+            awaits = getattr(self.calc, "awaits_back_edges", None)  # a remote stand-in may not have it
+            if self.back_inputs and awaits is not None and awaits():
+                return None  # a back edge still owes the calculator a packet; its arrival schedules the node
             return CLOSE
         return None
 

@@ -148,3 +148,72 @@ class RenderData:
     texts: tuple[tuple[str, tuple[float, float], tuple[int, int, int]], ...] = ()  # (text, (x, y), rgb)
     lines: tuple[tuple[tuple[tuple[float, float], ...], tuple[int, int, int]], ...] = ()  # (polyline, rgb)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NormalizedRect:
+    """A rotated rectangle relative to the image (MediaPipe's NormalizedRect): centre and size as fractions of the
+    image's width and height, `rotation` in radians, clockwise on screen (y points down), about the centre."""
+
+    x_center: float
+    y_center: float
+    width: float
+    height: float
+    rotation: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Landmarks:
+    """One object's N landmarks. `xyz` (N, 3) float32: with `relative`, x and y are fractions of the image's width
+    and height and z is scaled like x (MediaPipe's NormalizedLandmarkList); without it, pixels, or metres about the
+    object's centre when `world`. `visibility` and `presence` (N,) are probabilities, None if the model has none."""
+
+    xyz: np.ndarray
+    visibility: np.ndarray | None = None
+    presence: np.ndarray | None = None
+    relative: bool = True
+    world: bool = False
+
+    def __post_init__(self):
+        n = len(self.xyz)
+        if self.xyz.ndim != 2 or self.xyz.shape[1] != 3:
+            raise ValueError(f"Landmarks.xyz: expected shape (N, 3), got {self.xyz.shape}")
+        for name in ("visibility", "presence"):
+            value = getattr(self, name)
+            if value is not None and value.shape != (n,):
+                raise ValueError(f"Landmarks.{name}: expected shape ({n},), got {value.shape}")
+        if self.world and self.relative:
+            raise ValueError("Landmarks: world landmarks are in metres, so relative must be False")
+
+    def __len__(self) -> int:
+        return len(self.xyz)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One class of a classifier's output (MediaPipe's Classification): handedness is "Left" or "Right"."""
+
+    label: str
+    score: float
+    index: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """A segmentation mask: `probability` HxW float32 in [0, 1], how likely each pixel is foreground."""
+
+    probability: np.ndarray
+
+    def __post_init__(self):
+        p = self.probability
+        if not isinstance(p, np.ndarray) or p.ndim != 2 or p.dtype != np.float32:
+            raise ValueError(f"Mask.probability: expected an HxW float32 array, got shape "
+                             f"{getattr(p, 'shape', None)} dtype {getattr(p, 'dtype', type(p).__name__)}")
+
+    @property
+    def width(self) -> int:
+        return int(self.probability.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.probability.shape[0])

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines import Calculator, Input, Output, register_calculator
-from pipelines.types import Frame, LetterboxPadding, Tensors
+from pipelines.types import Frame, LetterboxPadding, NormalizedRect, Tensors
+
+from ..landmarks.geometry import roi_to_image_matrix
 
 _LAYOUTS = ("NHWC", "NCHW")
 _BORDERS = ("zero", "replicate")
@@ -22,9 +24,15 @@ class ImageToTensorCalculator(Calculator):
     `float_range[0]` there) or the edge pixels repeated (`replicate`). LETTERBOX_PADDING says how much of
     the output is border on each side, as fractions of the output size, for mapping detections back.
 
+    With a NORM_RECT packet the region is that (rotated) rect instead of the frame, e.g. a hand's region from
+    the last frame's landmarks; parts of it outside the frame are border. A frame without a rect uses the whole
+    frame, or with `whole_frame_without_rect: false` (MediaPipe's behaviour when NORM_RECT is connected) gives
+    no tensor; a zero-size rect never gives one. MATRIX is the 4x4 float32 matrix taking a point relative to the
+    output tensor (x, y in 0..1, z scaled like x) to one relative to the frame, letterbox included.
+
     Ports:
-        IMAGE (Frame) -> TENSORS (Tensors: one float32 [1,H,W,3] or [1,3,H,W] array),
-        LETTERBOX_PADDING (LetterboxPadding)
+        IMAGE (Frame), NORM_RECT (NormalizedRect, optional) -> TENSORS (Tensors: one float32 [1,H,W,3] or
+        [1,3,H,W] array), LETTERBOX_PADDING (LetterboxPadding), MATRIX (4x4 float32 array)
 
     Example node:
         # BlazeFace short range takes the whole frame letterboxed into 128x128, RGB in [-1, 1].
@@ -43,7 +51,8 @@ class ImageToTensorCalculator(Calculator):
         keep_aspect_ratio: bool = True  # False: stretch the frame over the whole output
         float_range: tuple[float, float] = (-1.0, 1.0)  # pixel 0 -> min, 255 -> max
         layout: str = "NHWC"  # or "NCHW"
-        border: str = "zero"  # or "replicate"
+        border: str = "zero"  # or "replicate" (MediaPipe's default, which its landmark graphs use)
+        whole_frame_without_rect: bool = True
 
         def __post_init__(self):
             if self.output_width < 1 or self.output_height < 1:
@@ -59,7 +68,9 @@ class ImageToTensorCalculator(Calculator):
 
     IMAGE = Input[Frame]("IMAGE")
     TENSORS = Output[Tensors]("TENSORS")
+    NORM_RECT = Input[NormalizedRect]("NORM_RECT").optional()
     LETTERBOX_PADDING = Output[LetterboxPadding]("LETTERBOX_PADDING")
+    MATRIX = Output[np.ndarray]("MATRIX")
 
     def open(self, ctx):
         import cv2
@@ -74,10 +85,20 @@ class ImageToTensorCalculator(Calculator):
 
     def process(self, ctx):
         frame: Frame = ctx.get(self.IMAGE)
+        if frame is None:
+            return
+        rect = ctx.get(self.NORM_RECT)
+        if rect is None and not self.options.whole_frame_without_rect:
+            return
+        if rect is not None and rect.width == 0 and rect.height == 0:
+            return  # MediaPipe's sentinel for "no region"
         size = (frame.height, frame.width)
-        if size not in self._geometry:  # frames of one source share a size; a new size is rare
-            self._geometry[size] = self._warp_for(*size)
-        matrix, padding = self._geometry[size]
+        if rect is not None:
+            matrix, padding, to_frame = self._warp_for(*size, rect=rect)
+        else:
+            if size not in self._geometry:  # frames of one source share a size; a new size is rare
+                self._geometry[size] = self._warp_for(*size)
+            matrix, padding, to_frame = self._geometry[size]
         out_w, out_h = self.options.output_width, self.options.output_height
         # uint8 in, uint8 out, then scaled: the same rounding as MediaPipe's OpenCV converter.
         warped = self._cv2.warpPerspective(frame.image, matrix, (out_w, out_h), flags=self._cv2.INTER_LINEAR,
@@ -89,14 +110,23 @@ class ImageToTensorCalculator(Calculator):
             tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
         ctx.send(self.TENSORS, Tensors((tensor[None],)))
         ctx.send(self.LETTERBOX_PADDING, padding)
+        ctx.send(self.MATRIX, to_frame)
 
-    def _warp_for(self, height: int, width: int) -> tuple[np.ndarray, LetterboxPadding]:
+    def _warp_for(self, height: int, width: int, rect: NormalizedRect | None = None
+                  ) -> tuple[np.ndarray, LetterboxPadding, np.ndarray]:
         """The frame-to-output projection and the padding, as MediaPipe's GetRoi + PadRoi compute them
         (in float32) and its OpenCV converter turns them into a matrix (boxPoints -> getPerspectiveTransform)."""
         cv2 = self._cv2
         out_w, out_h = self.options.output_width, self.options.output_height
         f32 = np.float32
-        roi_w, roi_h = f32(width), f32(height)
+        if rect is None:
+            roi_w, roi_h, angle = f32(width), f32(height), 0.0
+            centre = (float(f32(0.5) * f32(width)), float(f32(0.5) * f32(height)))
+        else:
+            roi_w, roi_h, angle = f32(rect.width) * f32(width), f32(rect.height) * f32(height), rect.rotation
+            centre = (float(f32(rect.x_center) * f32(width)), float(f32(rect.y_center) * f32(height)))
+            if not (roi_w > 0 and roi_h > 0):
+                raise ValueError(f"NORM_RECT {rect}: width and height must be > 0")
         horizontal = vertical = f32(0.0)
         if self.options.keep_aspect_ratio:
             tensor_aspect = f32(out_h) / f32(out_w)
@@ -107,11 +137,12 @@ class ImageToTensorCalculator(Calculator):
             else:
                 horizontal = (f32(1.0) - tensor_aspect / roi_aspect) / f32(2.0)
                 roi_w = roi_h / tensor_aspect
-        centre = (float(f32(0.5) * f32(width)), float(f32(0.5) * f32(height)))
         # boxPoints order: bottom-left, top-left, top-right, bottom-right; mapped onto the output's corners
         # (corners, not pixel centres: MediaPipe's convention, which differs from cv2.resize by half a pixel).
-        src = cv2.boxPoints((centre, (float(roi_w), float(roi_h)), 0.0))
+        src = cv2.boxPoints((centre, (float(roi_w), float(roi_h)), float(angle * 180.0 / np.pi)))
         dst = np.array([[0, out_h], [0, 0], [out_w, 0], [out_w, out_h]], np.float32)
         matrix = cv2.getPerspectiveTransform(src, dst)
         h, v = float(horizontal), float(vertical)
-        return matrix, LetterboxPadding(left=h, top=v, right=h, bottom=v)
+        padded = NormalizedRect(centre[0] / width, centre[1] / height, float(roi_w) / width, float(roi_h) / height,
+                                angle)
+        return matrix, LetterboxPadding(left=h, top=v, right=h, bottom=v), roi_to_image_matrix(padded, width, height)

@@ -1,0 +1,1 @@
+"""Landmark solutions: regions of interest, landmark decoding and projection, tracking rules, smoothing."""

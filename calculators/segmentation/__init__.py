@@ -1,0 +1,1 @@
+"""Segmentation: model output to masks, and their smoothing over time."""
