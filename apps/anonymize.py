@@ -67,18 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.batch_driver import default_jobs, run_batch
     from pipelines.batch_job import check_job
     from pipelines.batch_local import LocalPool
+    from pipelines.batch_store import LocalStore
 
     out_dir = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = [item_for(src, str(src), {"output": dst}) for src, dst in plan(files, out_dir)]
+    items = [item_for(src, str(src), {"output": name}) for src, name in plan(files)]
     try:
-        spec = job_spec(args)
+        spec = job_spec(args, LocalStore(out_dir))
         config = check_job(spec, items[0])  # the same for every file: stop here
     except (GraphConfigError, GraphValidationError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     jobs = min(args.jobs or default_jobs(config, len(items)), len(items))
-    summary = run_batch(items, spec, out_dir, LocalPool(spec, jobs), args.retries)
+    summary = run_batch(items, spec, LocalPool(spec, jobs), args.retries)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     print(f"{len(files) - summary.failed} of {len(files)} files anonymized into {args.out_dir}"
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED if summary.failed or missing else EXIT_OK
 
 
-def job_spec(args):
+def job_spec(args, store=None):
     """What every file runs: the graph, --set, and this app's settings as overrides of the graph's nodes."""
     from pipelines import Override, parse_override
     from pipelines.batch import fingerprint
@@ -105,7 +106,7 @@ def job_spec(args):
     flags = (("engine", args.engine),) if args.engine else ()
     return JobSpec(str(graph.resolve()), tuple(overrides), flags,
                    fingerprint=fingerprint(graph.read_text(), args.overrides, sorted(settings.items()), flags),
-                   log_level=logging.INFO if args.verbose else logging.WARNING)
+                   log_level=logging.INFO if args.verbose else logging.WARNING, store=store)
 
 
 def collect(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -132,8 +133,8 @@ def is_media(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
 
 
-def plan(files: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input with its output: <name>_anonymized.mp4 (images keep their format); a name met twice (a/x.mp4,
+def plan(files: list[Path]) -> list[tuple[Path, str]]:
+    """Each input with its output's name in the output folder: <name>_anonymized.mp4 (images keep their format); a name met twice (a/x.mp4,
     b/x.mov) gets _2, _3, ... so no output overwrites another."""
     used: set[str] = set()
     pairs = []
@@ -144,7 +145,7 @@ def plan(files: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
             n += 1
             name = f"{src.stem}_anonymized_{n}{suffix}"
         used.add(name)
-        pairs.append((src, out_dir / name))
+        pairs.append((src, name))
     return pairs
 
 

@@ -1,14 +1,14 @@
 """Batch runs, step 1: what to run. The input files of a folder or glob, the outputs each one gets, and the
 manifest that makes a rerun skip what is done.
 
-    items = plan_batch(expand_source("videos/"), Path("out"), {"output": "{stem}.mp4", "detections": "{stem}.jsonl"})
-    manifest = Manifest(Path("out") / MANIFEST_NAME)
+    items = plan_batch(expand_source("videos/"), {"output": "{stem}.mp4", "detections": "{stem}.jsonl"})
+    manifest = Manifest(open_store("out"))
     todo = [item for item in items if not manifest.is_done(item, fingerprint)]
 
-An output is written under a temporary name in its final folder (`temp_path`) and renamed when complete, so a
-file under its final name is always whole; the manifest (one JSON line per attempt, the last one per input
-wins) records what each input produced. Outputs are named from the input, keeping its sub-folders:
-``videos/a/clip.mov`` gives ``out/a/clip.mp4`` and ``out/a/clip.jsonl``.
+Outputs are named from the input, relative to the output folder, keeping its sub-folders: ``videos/a/clip.mov``
+gives ``a/clip.mp4`` and ``a/clip.jsonl``. The store (pipelines/batch_store.py: a folder or an fsspec URL) puts
+a file under its final name only when it is complete; the manifest (one JSON line per attempt, the last one per
+input wins) records what each input produced.
 """
 from __future__ import annotations
 
@@ -19,15 +19,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .batch_store import MANIFEST_NAME
 from .errors import GraphConfigError
 
-MANIFEST_NAME = "manifest.jsonl"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv",
                   ".3gp")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: The output of each flag a graph's ``cli:`` may map, named from the input's stem.
 DEFAULT_NAMES = {"output": "{stem}.mp4", "detections": "{stem}.jsonl"}
-_TEMP_MARK = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,11 @@ class SourceFiles:
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One input file and the final path of each output flag (``{"output": out/a/clip.mp4}``)."""
+    """One input file and the final name of each output flag in the output folder (``{"output": "a/clip.mp4"}``)."""
 
     source: Path
     name: str  # the input relative to the source root, POSIX style: its key in the manifest
-    outputs: dict[str, Path] = field(hash=False)
+    outputs: dict[str, str] = field(hash=False)
     size: int = 0
     mtime_ns: int = 0
 
@@ -106,27 +105,27 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def plan_batch(source: SourceFiles, out_dir: Path, names: dict[str, str]) -> list[BatchItem]:
-    """Each input with its outputs under `out_dir`, by the templates in `names` (``{"output": "{stem}.mp4"}``,
+def plan_batch(source: SourceFiles, names: dict[str, str]) -> list[BatchItem]:
+    """Each input with its outputs' names, by the templates in `names` (``{"output": "{stem}.mp4"}``,
     ``{stem}`` the input's name without its suffix). An image input's ``output`` keeps the image's suffix. Two
     inputs that would share a name (``a.mov`` and ``a.mp4``) get ``a_2...`` for the second."""
-    used: set[Path] = set()
+    used: set[str] = set()
     items = []
     for path in source.files:
         rel = path.relative_to(source.root)
-        outputs = _unique_outputs(path, rel, out_dir, names, used)
+        outputs = _unique_outputs(path, rel, names, used)
         stat = path.stat()
         items.append(BatchItem(path, rel.as_posix(), outputs, stat.st_size, stat.st_mtime_ns))
     return items
 
 
-def item_for(path: Path, name: str, outputs: dict[str, Path]) -> BatchItem:
-    """A `BatchItem` with outputs chosen by the caller (an app's own naming)."""
+def item_for(path: Path, name: str, outputs: dict[str, str]) -> BatchItem:
+    """A `BatchItem` with outputs chosen by the caller (an app's own naming), relative to the output folder."""
     stat = path.stat()
     return BatchItem(path, name, outputs, stat.st_size, stat.st_mtime_ns)
 
 
-def _unique_outputs(path: Path, rel: Path, out_dir: Path, names: dict[str, str], used: set[Path]) -> dict[str, Path]:
+def _unique_outputs(path: Path, rel: Path, names: dict[str, str], used: set[str]) -> dict[str, str]:
     n = 1
     while True:
         stem = path.stem if n == 1 else f"{path.stem}_{n}"
@@ -135,7 +134,7 @@ def _unique_outputs(path: Path, rel: Path, out_dir: Path, names: dict[str, str],
             name = template.format(stem=stem)
             if flag == "output" and path.suffix.lower() in IMAGE_SUFFIXES:
                 name = str(Path(name).with_suffix(path.suffix.lower()))
-            outputs[flag] = out_dir / rel.parent / name
+            outputs[flag] = (rel.parent / name).as_posix()
         if not used.intersection(outputs.values()):
             used.update(outputs.values())
             return outputs
@@ -149,18 +148,6 @@ def check_template(flag: str, template: str) -> str:
     return template
 
 
-def temp_path(final: Path, token: str) -> Path:
-    """Where `final` is written until it is complete: the same folder (a rename is atomic there), a hidden name
-    with the same suffix (writers pick the format from it): ``out/.clip.partial-3f2a.mp4``."""
-    return final.with_name(f".{final.stem}{_TEMP_MARK}{token}{final.suffix}")
-
-
-def remove_temps(final: Path) -> None:
-    """Delete what killed attempts left under temporary names for `final`."""
-    for stale in final.parent.glob(f".{glob.escape(final.stem)}{_TEMP_MARK}*{glob.escape(final.suffix)}"):
-        stale.unlink(missing_ok=True)
-
-
 def fingerprint(*parts: object) -> str:
     """What the outputs depend on besides the input (graph text, overrides): a change redoes every file."""
     return hashlib.sha1(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:16]
@@ -170,29 +157,23 @@ class Manifest:
     """``OUT/manifest.jsonl``: one line per finished attempt, appended and flushed at once; the last line of an
     input wins. A line cut short by a killed run is ignored (and the next one starts on a line of its own)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, store):
+        self.store = store
         self.records: dict[str, ManifestRecord] = {}
-        if path.exists():
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    record = ManifestRecord(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue
-                self.records[record.input] = record
+        for line in store.read_text(MANIFEST_NAME).splitlines():
+            try:
+                record = ManifestRecord(**json.loads(line))
+            except (ValueError, TypeError):
+                continue
+            self.records[record.input] = record
 
     def is_done(self, item: BatchItem, print_: str) -> bool:
         """Done in an earlier run: the same input (size, modification time), the same settings, and its outputs
         still there."""
         r = self.records.get(item.name)
         return (r is not None and r.status == "done" and r.size == item.size and r.mtime_ns == item.mtime_ns
-                and r.fingerprint == print_ and all((self.path.parent / o).is_file() for o in r.outputs))
+                and r.fingerprint == print_ and all(self.store.exists(o) for o in r.outputs))
 
     def append(self, record: ManifestRecord) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            cut_short = f.tell() > 0 and (f.seek(f.tell() - 1), f.read(1))[1] != b"\n"
-            f.write((b"\n" if cut_short else b"") + json.dumps(asdict(record)).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        self.store.append_line(MANIFEST_NAME, json.dumps(asdict(record)).encode())
         self.records[record.input] = record

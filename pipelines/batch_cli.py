@@ -15,6 +15,7 @@ def run_batch_command(args, graph_path: Path) -> int:
     from .batch import DEFAULT_NAMES, check_template, expand_source, fingerprint, plan_batch
     from .batch_driver import cores_per_file, default_jobs, run_batch
     from .batch_job import JobSpec, check_job
+    from .batch_store import MANIFEST_NAME, open_store
     from .config import load_graph
     from .overrides import parse_override
 
@@ -30,7 +31,7 @@ def run_batch_command(args, graph_path: Path) -> int:
     if args.retries < 0:
         raise GraphConfigError(f"--retries must be 0 or more, got {args.retries}")
     config = load_graph(graph_path)
-    out_dir = Path(args.output_dir).resolve()
+    store = open_store(args.output_dir)
     names = {flag: check_template(flag, getattr(args, flag)) for flag in ("output", "detections")
              if getattr(args, flag)}
     if not names:
@@ -38,7 +39,7 @@ def run_batch_command(args, graph_path: Path) -> int:
     if not names:
         raise GraphConfigError(f"{graph_path}: the graph writes nothing per file: its 'cli:' section maps neither "
                                "'output' nor 'detections'")
-    items = plan_batch(expand_source(args.source, exclude=out_dir), out_dir, names)
+    items = plan_batch(expand_source(args.source, exclude=store.local_root()), names)
     cwd = Path.cwd()
     flags = tuple((flag, value) for flag, value in (("max_frames", args.max_frames), ("engine", args.engine),
                                                             ("realtime", True if args.realtime else None))
@@ -46,10 +47,10 @@ def run_batch_command(args, graph_path: Path) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING
     spec = JobSpec(str(graph_path.resolve()), tuple(parse_override(t, cwd) for t in args.overrides), flags,
                    fingerprint=fingerprint(graph_path.read_text(), args.overrides, flags, sorted(names.items())),
-                   log_level=level)
+                   log_level=level, store=store)
     check_job(spec, items[0])  # a mistake common to every file: exit 2 before any file runs
     if args.validate:
-        print(f"{graph_path}: OK for {len(items)} files into {out_dir}")
+        print(f"{graph_path}: OK for {len(items)} files into {store}")
         return 0
     if args.ray:
         from .batch_ray import RayPool
@@ -64,9 +65,9 @@ def run_batch_command(args, graph_path: Path) -> int:
         jobs = min(args.jobs or default_jobs(config, len(items)), len(items))
         backend = LocalPool(spec, jobs)
         where = f"{jobs} local process{'es' if jobs > 1 else ''}"
-    log.info("%d files from %s into %s, %s", len(items), args.source, out_dir, where)
-    summary = run_batch(items, spec, out_dir, backend, args.retries, progress=not (args.no_progress or args.quiet))
+    log.info("%d files from %s into %s, %s", len(items), args.source, store, where)
+    summary = run_batch(items, spec, backend, args.retries, progress=not (args.no_progress or args.quiet))
     print(f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped (done before); "
-          f"{summary.frames} frames in {summary.seconds:.1f} s; manifest: {out_dir / 'manifest.jsonl'}",
+          f"{summary.frames} frames in {summary.seconds:.1f} s; manifest: {store.show(MANIFEST_NAME)}",
           file=sys.stderr)
     return summary.exit_code

@@ -12,10 +12,10 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .batch import MANIFEST_NAME, BatchItem, Manifest, ManifestRecord, remove_temps
+from .batch import BatchItem, Manifest, ManifestRecord
 from .batch_job import ItemResult, JobSpec
+from .batch_store import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -74,22 +74,23 @@ def cores_per_file(config) -> int:
     return max(1, sum(ex.threads for ex in config.executors.values()))
 
 
-def run_batch(items: list[BatchItem], spec: JobSpec, out_dir: Path, backend, retries: int = 1,
-              progress: bool = True, say=None) -> BatchSummary:
-    """Run every item not done in an earlier run (the manifest says), `retries` more attempts for one that
-    fails; returns the counts. Ctrl-C stops the backend, removes what was half-written and returns
+def run_batch(items: list[BatchItem], spec: JobSpec, backend, retries: int = 1, progress: bool = True,
+              say=None) -> BatchSummary:
+    """Run every item not done in an earlier run (the manifest in `spec.store` says), `retries` more attempts
+    for one that fails; returns the counts. Ctrl-C stops the backend, removes what was half-written and returns
     ``interrupted`` (a rerun of the same command resumes)."""
-    manifest = Manifest(out_dir / MANIFEST_NAME)
+    store = spec.outputs
+    manifest = Manifest(store)
     summary = BatchSummary()
     todo = [item for item in items if not manifest.is_done(item, spec.fingerprint)]
     summary.skipped = len(items) - len(todo)
     bar = _bar(len(todo), progress)
     say = say or (lambda text: _say(bar, text))
     if summary.skipped:
-        say(f"skipped: {summary.skipped} of {len(items)} files done in an earlier run ({out_dir / MANIFEST_NAME})")
+        say(f"skipped: {summary.skipped} of {len(items)} files done in an earlier run ({store.show(MANIFEST_NAME)})")
     for item in todo:
         for final in item.outputs.values():
-            remove_temps(final)
+            store.remove_temps(final)
     queue = deque(Task(item) for item in todo)
     live: dict[str, int] = {}  # frames of the files in flight
     started = time.monotonic()
@@ -104,14 +105,21 @@ def run_batch(items: list[BatchItem], spec: JobSpec, out_dir: Path, backend, ret
                     continue
                 live.pop(name, None)
                 if isinstance(event, Finished):
-                    _finished(event, manifest, summary, say, spec.fingerprint)
+                    try:
+                        _finished(event, manifest, summary, say, spec.fingerprint)
+                    except OSError as exc:  # the store refused a file the worker sent back: that file failed
+                        _clean(event.task, store)
+                        _record(manifest, event.task, "failed", str(exc), spec.fingerprint)
+                        summary.failed += 1
+                        summary.failures.append(name)
+                        say(f"error: {name}: {exc}")
                 elif event.task.attempt <= retries:
-                    _clean(event.task)
+                    _clean(event.task, store)
                     say(f"retry: {name} (attempt {event.task.attempt} of {retries + 1} failed: {event.error})")
                     queue.append(Task(event.task.item, event.task.attempt + 1))
                     continue
                 else:
-                    _clean(event.task)
+                    _clean(event.task, store)
                     _record(manifest, event.task, "failed", event.error, spec.fingerprint)
                     summary.failed += 1
                     summary.failures.append(name)
@@ -127,7 +135,7 @@ def run_batch(items: list[BatchItem], spec: JobSpec, out_dir: Path, backend, ret
         running = backend.running()
         backend.close(kill=True)
         for task in running:
-            _clean(task)
+            _clean(task, store)
         say(f"interrupted: {len(running)} files stopped and removed, {len(queue)} not started; "
             "run the same command again to resume")
     else:
@@ -141,8 +149,10 @@ def run_batch(items: list[BatchItem], spec: JobSpec, out_dir: Path, backend, ret
 
 def _finished(event: Finished, manifest: Manifest, summary: BatchSummary, say, fingerprint: str) -> None:
     task, result = event.task, event.result
+    for name, data in result.payloads.items():  # written by a worker that cannot reach the store itself
+        manifest.store.store_bytes(data, name, task.token)
     summary.frames += result.frames
-    outputs = [os.path.relpath(o, manifest.path.parent) for o in result.outputs]
+    outputs = result.outputs
     if result.problems:
         summary.failed += 1
         summary.failures.append(task.item.name)
@@ -152,7 +162,8 @@ def _finished(event: Finished, manifest: Manifest, summary: BatchSummary, say, f
         return
     summary.done += 1
     _record(manifest, task, "done", "", fingerprint, result, outputs)
-    say(f"done: {task.item.name} ({result.frames} frames, {result.seconds:.1f} s) -> {', '.join(outputs) or 'nothing'}")
+    shown = ", ".join(manifest.store.show(o) for o in outputs) or "nothing"
+    say(f"done: {task.item.name} ({result.frames} frames, {result.seconds:.1f} s) -> {shown}")
 
 
 def _record(manifest: Manifest, task: Task, status: str, error: str, fingerprint: str,
@@ -163,10 +174,10 @@ def _record(manifest: Manifest, task: Task, status: str, error: str, fingerprint
                                    status, error, task.attempt, fingerprint))
 
 
-def _clean(task: Task) -> None:
+def _clean(task: Task, store) -> None:
     """What a failed or killed attempt left under temporary names."""
     for final in task.item.outputs.values():
-        remove_temps(final)
+        store.remove_temps(final)
 
 
 def _bar(total: int, enabled: bool):

@@ -1,19 +1,20 @@
 """Batch runs, step 2: one input file through the graph, in whatever process runs it (a local worker, a Ray task).
 
 The graph's ``cli:`` flags ``source``, ``output`` and ``detections`` are set for the file; every output is written
-under a temporary name beside its final one and renamed there only when the graph finished without an error.
+where the job's store stages it (a temporary name beside its final one, or a local staging folder for a URL) and
+put under its final name only when the graph finished without an error.
 An image input's ``output`` is written as an image (the last frame the output node receives) when the job asks.
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .batch import BatchItem, temp_path
+from .batch import BatchItem
+from .batch_store import LocalStore
 from .overrides import Override
 
 log = logging.getLogger("framegraph.batch")
@@ -31,6 +32,11 @@ class JobSpec:
     stills: bool = True  # an image input's `output` is an image of the same format, not a one-frame video
     fingerprint: str = ""
     log_level: int = logging.WARNING
+    store: Any = None  # where outputs go (pipelines/batch_store.py); None: the working directory
+
+    @property
+    def outputs(self):
+        return self.store if self.store is not None else LocalStore(Path.cwd())
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,16 @@ class ItemResult:
     frames: int
     seconds: float
     problems: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)  # final paths, as strings
+    outputs: list[str] = field(default_factory=list)  # final names in the store
+    payloads: dict[str, bytes] = field(default_factory=dict)  # name -> contents, for a store only the driver sees
 
 
 def run_item(spec: JobSpec, item: BatchItem, token: str,
              on_progress: Callable[[int, int], None] | None = None, poll_s: float = 0.25) -> ItemResult:
-    """Run the graph once on `item.source`; outputs under temporary names (`token` makes them unique), renamed
-    into place at the end. Raises what the graph raised, after removing the temporary files."""
+    """Run the graph once on `item.source`; outputs under temporary names (`token` makes them unique), put into
+    place at the end. Raises what the graph raised, after removing the temporary files."""
     started = time.perf_counter()
+    store = spec.outputs
     config, temps, still_stream = configure(spec, item, token)
     try:
         from .graph import Graph
@@ -77,15 +85,20 @@ def run_item(spec: JobSpec, item: BatchItem, token: str,
                 on_progress(counted[0], counted[1])
         if still_stream is not None:
             save_image(counted[2], temps["output"])
-        outputs = []
+        outputs, payloads = [], {}
         for flag, temp in temps.items():
             if temp.exists():
-                os.replace(temp, item.outputs[flag])
-                outputs.append(str(item.outputs[flag]))
-        return ItemResult(counted[0], time.perf_counter() - started, handle.problems, outputs)
+                name = item.outputs[flag]
+                if store.shared:
+                    store.commit(temp, name, token)
+                else:
+                    payloads[name] = temp.read_bytes()
+                outputs.append(name)
+        return ItemResult(counted[0], time.perf_counter() - started, handle.problems, outputs, payloads)
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+        store.discard()
 
 
 def check_job(spec: JobSpec, item: BatchItem):
@@ -94,8 +107,13 @@ def check_job(spec: JobSpec, item: BatchItem):
     the validated config."""
     from .graph import Graph
 
-    config, _, _ = configure(spec, item, "check")
-    Graph(config)
+    try:
+        config, temps, _ = configure(spec, item, "check")
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        Graph(config)
+    finally:
+        spec.outputs.discard()
     return config
 
 
@@ -115,8 +133,7 @@ def configure(spec: JobSpec, item: BatchItem, token: str):
     temps: dict[str, Path] = {}
     still_stream = None
     for flag, final in item.outputs.items():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temps[flag] = temp_path(final, token)
+        temps[flag] = spec.outputs.stage(final, token)
         if flag == "output" and item.is_image and spec.stills:
             still_stream = _stream_into(config, "output")
             overrides += [Override(t.partition(".")[0], "enabled", False, "--output-dir (an image)")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.batch import (MANIFEST_NAME, Manifest, ManifestRecord, expand_source, fingerprint, plan_batch,
-                             temp_path)
+from pipelines.batch import Manifest, ManifestRecord, expand_source, fingerprint, plan_batch
 from pipelines.batch_driver import default_jobs
+from pipelines.batch_store import MANIFEST_NAME, LocalStore, temp_name
 from pipelines.cli import main
 from tiny_media import make_clip, make_image
 
@@ -42,7 +42,7 @@ def frames_in(path: Path) -> int:
 
 
 def manifest(out: Path) -> dict:
-    return {r.input: r for r in Manifest(out / MANIFEST_NAME).records.values()}
+    return {r.input: r for r in Manifest(LocalStore(out)).records.values()}
 
 
 def visible_files(out: Path) -> list[str]:
@@ -56,20 +56,20 @@ def test_names_keep_sub_folders_and_never_collide(tmp_path):
         (src / name).write_bytes(b"x")
     found = expand_source(str(src), exclude=src / "out")
     assert [p.relative_to(src).as_posix() for p in found.files] == ["a.mov", "a.mp4", "c.PNG", "sub/b.mkv"]
-    items = plan_batch(found, tmp_path / "o", NAMES)
-    named = {i.name: sorted(p.relative_to(tmp_path / "o").as_posix() for p in i.outputs.values()) for i in items}
+    items = plan_batch(found, NAMES)
+    named = {i.name: sorted(i.outputs.values()) for i in items}
     assert named == {"a.mov": ["a.jsonl", "a.mp4"], "a.mp4": ["a_2.jsonl", "a_2.mp4"],
                      "c.PNG": ["c.jsonl", "c.png"], "sub/b.mkv": ["sub/b.jsonl", "sub/b.mp4"]}
     globbed = expand_source(str(src / "**" / "*.mkv"))
     assert globbed.root == src and [p.name for p in globbed.files] == ["b.mkv"]
-    assert temp_path(tmp_path / "o" / "a.mp4", "x1").name == ".a.partial-x1.mp4"
+    assert temp_name("a.mp4", "x1") == ".a.partial-x1.mp4" and temp_name("s/b.tar.gz", "x") == "s/.b.tar.partial-x.gz"
 
 
 def test_the_manifest_says_what_is_done(tmp_path):
     clip = make_clip(tmp_path / "in" / "a.mp4", 2)
     out = tmp_path / "out"
-    (item,) = plan_batch(expand_source(str(clip.parent)), out, {"output": "{stem}.mp4"})
-    m = Manifest(out / MANIFEST_NAME)
+    (item,) = plan_batch(expand_source(str(clip.parent)), {"output": "{stem}.mp4"})
+    m = Manifest(LocalStore(out))
     print_ = fingerprint("graph", [])
     m.append(ManifestRecord(item.name, item.size, item.mtime_ns, ["a.mp4"], 2, 0.1, "done", fingerprint=print_))
     assert not m.is_done(item, print_), "its output is missing"
@@ -77,12 +77,12 @@ def test_the_manifest_says_what_is_done(tmp_path):
     assert m.is_done(item, print_) and not m.is_done(item, fingerprint("graph", ["x.y=1"]))
     with open(out / MANIFEST_NAME, "a") as f:
         f.write('{"input": "a.mp4", "size": 1, "status": "fa')  # a line cut short by a killed run
-    assert Manifest(out / MANIFEST_NAME).is_done(item, print_)
+    assert Manifest(LocalStore(out)).is_done(item, print_)
     os.utime(clip, ns=(item.mtime_ns + 10**9, item.mtime_ns + 10**9))
-    (changed,) = plan_batch(expand_source(str(clip.parent)), out, {"output": "{stem}.mp4"})
+    (changed,) = plan_batch(expand_source(str(clip.parent)), {"output": "{stem}.mp4"})
     assert not m.is_done(changed, print_), "the input changed"
     m.append(ManifestRecord(item.name, item.size, item.mtime_ns, [], 0, 0.1, "failed", "boom", fingerprint=print_))
-    assert not Manifest(out / MANIFEST_NAME).is_done(item, print_)
+    assert not Manifest(LocalStore(out)).is_done(item, print_)
 
 
 def test_default_jobs_leave_a_core_per_declared_thread():

@@ -1,5 +1,7 @@
 """``run-graph --ray``: a real 2-node Ray cluster (``ray start``, one CPU each) inside a network namespace that
-has only loopback, with token authentication; one node's worker processes are killed mid-job."""
+has only loopback, with token authentication; one node's worker processes are killed mid-job. Then the same
+cluster through Ray Client (``ray://``) into ``memory://``, and ``--ray`` alone (a local cluster) into
+``file://``."""
 import json
 import os
 import shutil
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch import MANIFEST_NAME, Manifest
+from pipelines.batch import Manifest
+from pipelines.batch_store import MANIFEST_NAME, LocalStore
 from tiny_media import make_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnxruntime]
@@ -65,32 +68,107 @@ finally:
     __import__("shutil").rmtree(temp, ignore_errors=True)
 '''
 
+# Ray Client into memory:// (a driver in this process: memory:// is only visible here), then --ray alone.
+CLIENT = r'''
+import io, json, os, secrets, subprocess, sys, tempfile
+from pathlib import Path
 
-def test_a_two_node_cluster_on_loopback_with_a_node_s_workers_killed(tmp_path):
+import av, fsspec
+
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+token = dict(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+os.environ.update(token, RAY_USAGE_STATS_ENABLED="0")
+temp = tempfile.mkdtemp(prefix="fgray", dir="/tmp")
+common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+
+def ray(*args):
+    subprocess.run(["ray", *args], check=True, capture_output=True, timeout=120)
+
+report = {}
+try:
+    ray("start", "--head", "--port=6392", "--ray-client-server-port=10001", "--include-dashboard=false",
+        f"--temp-dir={temp}", *common)
+    ray("start", "--address=127.0.0.1:6392", *common)
+    from pipelines.batch import expand_source, plan_batch
+    from pipelines.batch_driver import run_batch
+    from pipelines.batch_job import JobSpec
+    from pipelines.batch_ray import RayPool
+    from pipelines.batch_store import FsspecStore
+    from pipelines.resources import find_graph
+
+    store = FsspecStore("memory://ray-out")
+    spec = JobSpec(str(find_graph("face_detect")), fingerprint="f", store=store)
+    items = plan_batch(expand_source(str(src)), {"output": "{stem}.mp4", "detections": "{stem}.jsonl"})
+    pool = RayPool(spec, "ray://127.0.0.1:10001", 2)
+    report["client"] = pool.describe()
+    summary = run_batch(items, spec, pool, progress=False, say=lambda text: None)
+    fs = fsspec.filesystem("memory")
+    frames = {}
+    for path in fs.find("memory://ray-out"):
+        name = path.split("ray-out/", 1)[1]
+        if name.endswith(".mp4"):
+            with av.open(io.BytesIO(fs.cat_file(path))) as c:
+                frames[name] = sum(1 for _ in c.decode(video=0))
+        else:
+            frames[name] = len(fs.cat_file(path).splitlines())
+    report["memory"] = {"done": summary.done, "failed": summary.failed, "files": frames}
+finally:
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=60)
+    __import__("shutil").rmtree(temp, ignore_errors=True)
+for key in token:
+    os.environ.pop(key)
+local = subprocess.run([sys.executable, "-m", "pipelines", "face_detect", "--source", str(src), "--output-dir",
+                        f"file://{out}", "--ray", "--no-progress"], capture_output=True, text=True, timeout=180)
+report["local"] = {"rc": local.returncode, "stderr": local.stderr[-3000:]}
+print(json.dumps(report))
+'''
+
+
+def in_loopback_namespace(script: Path, *args, timeout: float = 300) -> dict:
+    """Run `script` in a network namespace of its own with only loopback up; its last stdout line, as JSON."""
     pytest.importorskip("ray")
     pytest.importorskip("onnxruntime")
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
         pytest.skip("needs root, unshare and ip for a network namespace with only loopback")
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                           sys.executable, str(script), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_two_node_cluster_on_loopback_with_a_node_s_workers_killed(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     for name in ("a", "b", "c", "sub/d"):
         make_clip(src / f"{name}.mp4", 15, fps=25)
     script = tmp_path / "cluster.py"
     script.write_text(CLUSTER)
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-                           sys.executable, str(script), str(src), str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = in_loopback_namespace(script, src, out)
     assert result["killed"], "no worker was caught mid-file"
     assert result["rc"] == 0, result["stderr"][-3000:]
     assert "4 done, 0 failed" in result["stderr"]
     outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
     assert outputs == ["a.mp4", "b.mp4", "c.mp4", "sub/d.mp4"], "every output once, no temporary file left"
     assert all(frames_in(out / o) == 15 for o in outputs)
-    records = Manifest(out / MANIFEST_NAME).records
+    records = Manifest(LocalStore(out)).records
     assert {n: (r.status, r.frames) for n, r in records.items()} == {
         n: ("done", 15) for n in ("a.mp4", "b.mp4", "c.mp4", "sub/d.mp4")}
     assert len((out / MANIFEST_NAME).read_text().splitlines()) == 4, "each file recorded once"
+
+
+def test_ray_client_into_memory_and_a_local_cluster_into_a_file_url(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    make_clip(src / "a.mp4", 6)
+    make_clip(src / "sub" / "b.mp4", 9)
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    result = in_loopback_namespace(script, src, out)
+    assert "2 nodes, 2 CPUs" in result["client"]
+    assert result["memory"] == {"done": 2, "failed": 0, "files": {
+        "a.mp4": 6, "a.jsonl": 6, "sub/b.mp4": 9, "sub/b.jsonl": 9, "manifest.jsonl": 2}}
+    assert result["local"]["rc"] == 0, result["local"]["stderr"]
+    assert "2 done, 0 failed" in result["local"]["stderr"]
+    assert frames_in(out / "sub" / "b.mp4") == 9 and (out / MANIFEST_NAME).is_file()
 
 
 def frames_in(path: Path) -> int:
