@@ -325,6 +325,9 @@ def _install_sigint(handle) -> threading.Event:
         handle.stop()
 
     signal.signal(signal.SIGINT, on_sigint)
+    # SIGTERM (kill, a service manager, a batch driver) stops the same way: outputs finalized, process-executor
+    # workers stopped and their shared memory unlinked, rather than the process vanishing mid-write.
+    signal.signal(signal.SIGTERM, on_sigint)
     return interrupted
 
 

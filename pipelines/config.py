@@ -75,7 +75,11 @@ class NodeConfig:
 
 @dataclass
 class ExecutorConfig:
+    """``{threads: N}``: N worker threads. ``{processes: N}``: N worker processes (`process_executor`), driven by
+    as many threads (`threads` is then N too, so whatever counts an executor's threads counts its cores)."""
+
     threads: int = 1
+    processes: int = 0
 
 
 @dataclass

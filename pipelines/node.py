@@ -52,7 +52,7 @@ class NodeStats:
 
 
 class NodeRuntime:
-    def __init__(self, resolved: ResolvedNode, runner, side_inputs: dict[str, Any]):
+    def __init__(self, resolved: ResolvedNode, runner, side_inputs: dict[str, Any], calc: Any = None):
         config = resolved.config
         self.name = config.name
         self.calculator_name = config.calculator
@@ -62,7 +62,8 @@ class NodeRuntime:
         self.on_error = config.on_error
         self.policy = resolved.input_policy
         self.propagate_bounds = bool(getattr(resolved.cls, "propagate_bounds", True))
-        self.calc = resolved.cls(resolved.options)
+        # `calc`: what stands in for the calculator when it runs elsewhere (a process executor's RemoteCalculator)
+        self.calc = calc if calc is not None else resolved.cls(resolved.options)
         self.ctx = CalculatorContext(self, resolved.options, side_inputs)
         self.inputs: list[InputQueue] = []
         self.sync_inputs: list[InputQueue] = []  # inputs that take part in timestamp settling

@@ -79,16 +79,25 @@ def _side_inputs(raw: LineDict, graph: GraphConfig, filename: str) -> None:
 def _executors(raw: LineDict, graph: GraphConfig, filename: str) -> None:
     spec_map = raw.get("executors") or {}
     if not isinstance(spec_map, dict):
-        graph.issues.append(Issue("'executors' must be a mapping of name: {threads: N}", filename,
+        graph.issues.append(Issue("'executors' must be a mapping of name: {threads: N} or {processes: N}", filename,
                                   raw.line_of("executors")))
         return
     for name, spec in spec_map.items():
-        threads = spec.get("threads", 1) if isinstance(spec, dict) else spec
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            graph.issues.append(Issue(f"executor '{name}': 'threads' must be a positive integer, got {threads!r}",
-                                      filename, spec_map.line_of(name)))
-            threads = 1
-        graph.executors[str(name)] = ExecutorConfig(threads=threads)
+        line = spec_map.line_of(name)
+        key = "processes" if isinstance(spec, dict) and "processes" in spec else "threads"
+        if isinstance(spec, dict):
+            for unknown in (k for k in spec if k not in ("threads", "processes")):
+                graph.issues.append(Issue(f"executor '{name}': " + unknown_key_message(
+                    "key", unknown, ("threads", "processes"), "executor"), filename, line))
+            if "threads" in spec and "processes" in spec:
+                graph.issues.append(Issue(f"executor '{name}' has both 'threads' and 'processes': give one "
+                                          "(a process executor gets a thread per process)", filename, line))
+        count = spec.get(key, 1) if isinstance(spec, dict) else spec
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            graph.issues.append(Issue(f"executor '{name}': '{key}' must be a positive integer, got {count!r}",
+                                      filename, line))
+            count = 1
+        graph.executors[str(name)] = ExecutorConfig(threads=count, processes=count if key == "processes" else 0)
 
 
 def _cli(raw: LineDict, graph: GraphConfig, filename: str) -> None:

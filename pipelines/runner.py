@@ -44,7 +44,16 @@ class GraphRunner:
         sides = dict(plan.config.side_inputs)
         sides.update(side_inputs or {})
         self.side_inputs = sides
-        self.nodes = [NodeRuntime(rn, self, sides) for rn in plan.nodes]
+        # Process executors' worker processes (process_executor.py): their nodes' calculators run there, and
+        # the scheduler calls a stand-in in their place.
+        self.pools: dict[str, Any] = {}
+        for name, ex in plan.config.executors.items():
+            if ex.processes and any(rn.config.executor == name for rn in plan.nodes):
+                from .process_executor import ProcessPool
+
+                self.pools[name] = ProcessPool(name, ex.processes)
+        self.nodes = [NodeRuntime(rn, self, sides, self.pools[rn.config.executor].place(rn, self, sides)
+                                  if rn.config.executor in self.pools else None) for rn in plan.nodes]
         self.streams: dict[str, Stream] = {}
         self.graph_inputs: dict[str, Stream] = {}
         for name in plan.config.inputs:
@@ -73,6 +82,8 @@ class GraphRunner:
                 name = f"node:{node.name}"
                 self.executors[name] = Executor(name, node.max_in_flight)
             node.executor = self.executors[name]
+        for pool in self.pools.values():
+            pool.start()  # the workers boot while the other nodes open
 
     # ------------------------------------------------------------ lifecycle
 
@@ -84,6 +95,7 @@ class GraphRunner:
                 node.calc.open(node.ctx)
             except Exception as exc:
                 self._close_all_after_error()
+                self._shutdown_pools()
                 raise wrap_error(node, "open", None, exc) from exc
             node.opened = True
 
@@ -134,6 +146,7 @@ class GraphRunner:
         self._shutdown_workers()
         if self.cancelled:
             self._close_all_after_error()
+        self._shutdown_pools()
         if self.error is not None:
             raise self.error
         return True
@@ -456,6 +469,10 @@ class GraphRunner:
             for t in ex.workers:
                 if t is not me:
                     t.join(timeout=5.0)
+
+    def _shutdown_pools(self) -> None:
+        for pool in self.pools.values():
+            pool.shutdown()
 
     def _close_all_after_error(self) -> None:
         """After an error: close() every opened calculator not yet closed, once no process() is running."""

@@ -130,6 +130,12 @@ def _resolve_node(node: NodeConfig, graph: GraphConfig, issues: list[Issue]) -> 
     if policy not in INPUT_POLICIES:
         issues.append(node.issue(f"calculator declares an unknown input policy {policy!r}"))
     _check_max_in_flight(graph, node, cls, issues)
+    executor = graph.executors.get(node.executor) if node.executor else None
+    if executor is not None and executor.processes and options is not None:
+        from .process_executor import check_node
+
+        issues.extend(node.issue(f"on process executor '{node.executor}': {fault}")
+                      for fault in check_node(cls, options))
     return resolved
 
 
@@ -147,8 +153,10 @@ def _check_max_in_flight(graph: GraphConfig, node: NodeConfig, cls: type, issues
                                  "in parallel"))
     ex = graph.executors.get(node.executor) if node.executor else None
     if ex is not None and ex.threads < n:
-        issues.append(node.issue(f"max_in_flight: {n} but executor '{node.executor}' has {ex.threads} thread"
-                                 f"{'s' if ex.threads != 1 else ''}; give it at least {n} (threads: {n})"))
+        unit = "process" if ex.processes else "thread"
+        issues.append(node.issue(f"max_in_flight: {n} but executor '{node.executor}' has {ex.threads} {unit}"
+                                 f"{'es' if ex.processes and ex.threads != 1 else 's' if ex.threads != 1 else ''}; "
+                                 f"give it at least {n} ({unit}{'es' if ex.processes else 's'}: {n})"))
 
 
 def _bad_port(kind: str, tag: str, ports: dict) -> str:
