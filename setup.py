@@ -27,6 +27,7 @@ LIBRARY_FILES = (
     "assets/models/*.md",
     "assets/models/*.json",
     "assets/models/LICENSE",
+    "assets/models/*.txt",
     "assets/media/*.mp4",
     "assets/media/README.md",
 )
