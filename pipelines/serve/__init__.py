@@ -9,9 +9,11 @@ and `Frame`. This module imports nothing heavy; aiohttp (the ``serve`` extra) lo
 """
 from __future__ import annotations
 
-from .options import ServeError, ServeOptions, choose_video_streams, parse_address, resolve_options
+from .options import (ServeError, ServeOptionError, ServeOptions, choose_video_streams, parse_address,
+                      resolve_options)
 
-__all__ = ["ServeError", "ServeOptions", "choose_video_streams", "parse_address", "resolve_options", "start_server"]
+__all__ = ["ServeError", "ServeOptionError", "ServeOptions", "choose_video_streams", "parse_address",
+           "resolve_options", "start_server"]
 
 
 def start_server(handle, options: ServeOptions, video_streams: list[str] | None = None):

@@ -7,13 +7,17 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from ..errors import PipelineError
+from ..errors import GraphConfigError, PipelineError
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 
 
 class ServeError(PipelineError, OSError):
-    """The live page cannot start: a bad address, a port in use, the serve extra missing."""
+    """The live page cannot start: a port in use, the serve extra missing."""
+
+
+class ServeOptionError(ServeError, GraphConfigError):
+    """A --serve option is wrong (the address, the token, a stream): run-graph exits 2, as for a bad --set."""
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,11 @@ class ServeOptions:
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
-            raise ServeError(f"--serve: port must be 0..65535, got {self.port}")
+            raise ServeOptionError(f"--serve: port must be 0..65535, got {self.port}")
         if not self.max_fps > 0:
-            raise ServeError(f"--serve-fps must be > 0, got {self.max_fps}")
+            raise ServeOptionError(f"--serve-fps must be > 0, got {self.max_fps}")
         if self.token is not None and len(self.token) < 8:
-            raise ServeError("--serve-token must be at least 8 characters")
+            raise ServeOptionError("--serve-token must be at least 8 characters")
 
     @property
     def url_host(self) -> str:
@@ -60,7 +64,8 @@ def parse_address(text: str) -> tuple[str, int]:
     elif text:
         host = text
     if not port.isdigit():
-        raise ServeError(f"--serve {text}: expected [HOST:]PORT such as 8080 or 0.0.0.0:8080, got port '{port}'")
+        raise ServeOptionError(f"--serve {text}: expected [HOST:]PORT such as 8080 or 0.0.0.0:8080, "
+                               f"got port '{port}'")
     return host, int(port)
 
 
@@ -98,7 +103,7 @@ def choose_video_streams(plan, requested: tuple[str, ...] = ()) -> list[str]:
     if requested:
         unknown = [s for s in requested if s not in known]
         if unknown:
-            raise ServeError(f"--serve-stream: no stream named {', '.join(map(repr, unknown))} in "
+            raise ServeOptionError(f"--serve-stream: no stream named {', '.join(map(repr, unknown))} in "
                              f"{plan.config.file or 'the graph'}; streams: {', '.join(sorted(known))}")
         return list(dict.fromkeys(requested))
     cli = plan.config.cli

@@ -65,7 +65,7 @@ class LiveServer:
         self._snapshot_cache: tuple[float, object, bool] | None = None
         self._snapshot_lock = threading.Lock()
         self._active = 0
-        self._sockets: set = set()
+        self._sockets: dict = {}  # open WebSockets -> the task sending them figures
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner = None
@@ -149,6 +149,16 @@ class LiveServer:
         for feed in self.feeds.values():
             feed.ended = True
             await feed.wake()
+        for sender in self._sockets.values():
+            sender.cancel()
+        if self._sockets:  # the final figures (every node ended), so an open page shows how the run finished
+            self._snapshot_cache = None
+            final = json.dumps(await self._live_json())
+            for ws in list(self._sockets):
+                try:
+                    await asyncio.wait_for(ws.send_str(final), 1.0)
+                except (ConnectionError, asyncio.TimeoutError):
+                    pass
         for ws in list(self._sockets):
             await ws.close(message=b"graph ended")
         for task in self._tasks:
@@ -265,15 +275,14 @@ class LiveServer:
     async def _websocket(self, request):
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
-        self._sockets.add(ws)
-        sender = asyncio.create_task(self._send_stats(ws))
+        sender = self._sockets[ws] = asyncio.create_task(self._send_stats(ws))
         try:
             async for msg in ws:  # the page sends nothing; reading keeps pings and the close handshake going
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
             sender.cancel()
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
         return ws
 
     async def _send_stats(self, ws) -> None:

@@ -8,6 +8,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const figures = new Map(); // node name -> {group, fig} in the drawing
   let updates = 0;
+  let finished = false; // the last figures said the graph is done
 
   function make(tag, attrs, text, ns) {
     const el = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
@@ -118,6 +119,7 @@
         (r.status === "ended" ? " ended" : "") + (alert ? " alert" : ""));
     }
     updates += 1;
+    finished = stats.done;
     document.body.dataset.updates = String(updates);
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString() +
       " · " + stats.wall_seconds.toFixed(1) + " s running" + (stats.done ? " · graph finished" : "");
@@ -131,7 +133,8 @@
       const message = JSON.parse(event.data);
       if (message.type === "stats") showStats(message);
     };
-    ws.onclose = () => setConnection("disconnected (the graph has ended or the server stopped)", "off");
+    ws.onclose = () => setConnection(finished ? "the graph has finished" : "disconnected (the server stopped)",
+      "off");
   }
 
   async function main() {
