@@ -161,17 +161,21 @@ def cup_hands_clip() -> Optional[Path]:
 
 
 def solution_reference(media: str, solution: str) -> Optional[Path]:
-    """``tests/data/mediapipe_solutions/<media>_<solution>.jsonl`` if it exists.
+    """``tests/data/mediapipe_solutions/<media>_<solution>.jsonl.gz`` if it exists (read it with
+    ``solution_metrics.read_jsonl``).
 
-    ``solution`` is ``"face_mesh"``, ``"hands"``, ``"pose"`` or ``"pose_segmentation"``
-    (see that folder's README.md).
+    ``solution`` is ``"face_mesh"``, ``"hands"`` or ``"pose"``; ``"pose_segmentation"`` gives pose's
+    file, its landmarks being the same (see that folder's README.md).
     """
-    path = SOLUTIONS_REFERENCE_DIR / f"{media}_{solution}.jsonl"
+    if solution == "pose_segmentation" and not (SOLUTIONS_REFERENCE_DIR / f"{media}_{solution}.jsonl.gz").is_file():
+        solution = "pose"
+    path = SOLUTIONS_REFERENCE_DIR / f"{media}_{solution}.jsonl.gz"
     return path if path.is_file() else None
 
 
 def solution_masks(media: str, solution: str) -> Optional[Path]:
-    """``tests/data/mediapipe_solutions/<media>_<solution>_masks.npz`` if it exists.
+    """``tests/data/mediapipe_solutions/<media>_<solution>_masks.npz`` if it exists (read it with
+    ``solution_metrics.read_masks``).
 
     ``solution`` is ``"selfie_general"``, ``"selfie_landscape"`` or ``"pose_segmentation"``.
     """
