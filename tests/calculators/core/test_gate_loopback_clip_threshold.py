@@ -72,3 +72,24 @@ def test_clip_vector_size_and_thresholding():
     assert [p.payload for p in out["FLAG"]] == [False, False, True]  # strictly greater, as MediaPipe
     assert [(p.timestamp, p.payload) for p in out["ACCEPT"]] == [(2, True)]
     assert [(p.timestamp, p.payload) for p in out["REJECT"]] == [(0, False), (1, False)]
+
+
+def test_split_concatenate_and_has_min_size():
+    graph = Graph.from_string("""
+inputs: [rects, tick]
+outputs: [first, second, joined]
+nodes:
+  - calculator: SplitVectorCalculator
+    inputs: {IN: rects}
+    outputs: {OUT: [first, second]}
+  - calculator: ConcatenateVectorCalculator
+    inputs: {IN: [first, second], TICK: tick}
+    outputs: {OUT: joined}
+""")
+    out = graph.run({"rects": [("a", "b", "c"), ("x",), ()], "tick": [0, 1, 2]}, outputs=["first", "second", "joined"],
+                    timeout=10)
+    assert [(p.timestamp, p.payload) for p in out["first"]] == [(0, "a"), (1, "x")]
+    assert [(p.timestamp, p.payload) for p in out["second"]] == [(0, "b")]
+    assert [p.payload for p in out["joined"]] == [("a", "b"), ("x",), ()]  # an empty tuple at every tick
+    enough = CalculatorRunner("calculator: CollectionHasMinSizeCalculator\noptions: {min_size: 2}")
+    assert [p.payload for p in enough.run({"ITERABLE": [[1, 2], [1], []]})["OUT"]] == [True, False, False]
