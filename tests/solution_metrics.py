@@ -58,6 +58,21 @@ def read_masks(path) -> dict:
     return out
 
 
+def read_mask_dir(path) -> np.ndarray:
+    """The 8-bit PNG masks a graph's ``--masks DIR`` writes (``frame_000000.png``, ...), in frame order,
+    as an (N, H, W) uint8 stack (needs OpenCV)."""
+    import cv2
+
+    files = sorted(Path(path).glob("frame_*.png"))
+    if not files:
+        raise FileNotFoundError(f"{path}: no frame_*.png masks")
+    masks = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
+    for f, m in zip(files, masks):
+        if m is None or m.ndim != 2 or m.dtype != np.uint8:
+            raise ValueError(f"{f}: not an 8-bit single-channel PNG")
+    return np.stack(masks)
+
+
 def _points(obj: dict, min_visibility: float | None, reference: dict | None = None) -> np.ndarray:
     """(N, 2) x-y of ``obj``'s landmarks; for pose, only those the reference (default: obj) sees."""
     pts = np.asarray(obj["landmarks"], dtype=np.float64)

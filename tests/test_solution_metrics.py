@@ -102,6 +102,17 @@ def test_mask_iou():
         sm.mask_iou(a, a[:2])
 
 
+def test_graph_mask_pngs_read_back_in_frame_order(tmp_path):
+    cv2 = pytest.importorskip("cv2", reason="needs OpenCV")
+    stack = np.zeros((3, 5, 7), np.uint8)
+    for i in range(3):
+        stack[i, i] = 255
+        cv2.imwrite(str(tmp_path / f"frame_{i:06d}.png"), stack[i])
+    assert np.array_equal(sm.read_mask_dir(tmp_path), stack)
+    with pytest.raises(FileNotFoundError):
+        sm.read_mask_dir(tmp_path / "missing")
+
+
 @pytest.mark.skipif(not LANDMARK_FILES, reason="no reference JSONL (scripts/make_mediapipe_solution_reference.py)")
 @pytest.mark.parametrize("path", _params(LANDMARK_FILES, ".jsonl.gz"))
 def test_reference_has_the_graph_schema_and_agrees_with_itself_not_with_a_perturbed_copy(path):
