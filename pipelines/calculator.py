@@ -15,6 +15,8 @@ A calculator instance is never called from two threads at once, unless its class
 no state between calls, or guards what it keeps), and a node of it may then say ``max_in_flight: N`` or less.
 Its calls then overlap on the node's executor, each with a context of its own, and their outputs are still
 delivered in timestamp order; ``open`` and ``close`` are never concurrent with anything.
+On a process executor (``executors: {NAME: {processes: N}}``) all of this holds inside worker processes instead:
+one instance per call the node may have in flight, each in a worker of its own (see `process_executor`).
 """
 from __future__ import annotations
 

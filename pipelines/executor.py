@@ -1,4 +1,7 @@
-"""An executor: a pool of worker threads and the nodes ready to run on it (the scheduler's, in runner.py)."""
+"""An executor: a pool of worker threads and the nodes ready to run on it (the scheduler's, in runner.py).
+
+A process executor is one of these too, its threads each driving a call in a worker process
+(process_executor.py): the scheduler runs its nodes like any other."""
 from __future__ import annotations
 
 import threading

@@ -153,10 +153,9 @@ def _check_max_in_flight(graph: GraphConfig, node: NodeConfig, cls: type, issues
                                  "in parallel"))
     ex = graph.executors.get(node.executor) if node.executor else None
     if ex is not None and ex.threads < n:
-        unit = "process" if ex.processes else "thread"
-        issues.append(node.issue(f"max_in_flight: {n} but executor '{node.executor}' has {ex.threads} {unit}"
-                                 f"{'es' if ex.processes and ex.threads != 1 else 's' if ex.threads != 1 else ''}; "
-                                 f"give it at least {n} ({unit}{'es' if ex.processes else 's'}: {n})"))
+        unit, units = ("process", "processes") if ex.processes else ("thread", "threads")
+        issues.append(node.issue(f"max_in_flight: {n} but executor '{node.executor}' has {ex.threads} "
+                                 f"{unit if ex.threads == 1 else units}; give it at least {n} ({units}: {n})"))
 
 
 def _bad_port(kind: str, tag: str, ports: dict) -> str:
