@@ -92,3 +92,41 @@ def test_landmarks_to_detection_and_alignment_points_rect():
                        np.array([[[0.5, 0.5], [0.7, 0.5]]], np.float32))
     rect = runner.run({"DETECTIONS": [lying], "IMAGE": [IMAGE]})["NORM_RECT"][0].payload
     assert rect.rotation == pytest.approx(math.pi / 2)
+
+
+def test_refine_landmarks_from_heatmap_moves_to_the_peak():
+    from pipelines.types import Tensors
+
+    heatmap = np.full((1, 8, 8, 2), -10.0, np.float32)
+    heatmap[0, 2, 5, 0] = 10.0  # landmark 0's peak: row 2, column 5; landmark 1 has no confident cell
+    lms = Landmarks(np.array([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1]], np.float32),
+                    visibility=np.array([0.9, 0.9], np.float32))
+    runner = CalculatorRunner("calculator: RefineLandmarksFromHeatmapCalculator\n"
+                              "options: {kernel_size: 3, refine_visibility: true}")
+    out = runner.run({"NORM_LANDMARKS": [lms], "TENSORS": [Tensors((heatmap,))]})["NORM_LANDMARKS"][0].payload
+    # Window: rows 1-3, columns 3-5 around (int(0.6 * 8), int(0.3 * 8)) = (4, 2).
+    hi, lo = 1 / (1 + math.exp(-10)), 1 / (1 + math.exp(10))
+    total = hi + 8 * lo
+    x = (5 * hi + lo * (3 + 4 + 5) * 3 - lo * 5) / total / 8
+    y = (2 * hi + lo * (1 + 2 + 3) * 3 - lo * 2) / total / 8
+    assert out.xyz[0] == pytest.approx([x, y, 0.1], abs=1e-6)
+    assert out.xyz[1] == pytest.approx([0.6, 0.3, 0.1])  # peak below min_confidence_to_refine: unmoved
+    assert out.visibility == pytest.approx([0.9, lo])  # capped by the window's peak
+
+
+def test_split_landmarks_by_ranges():
+    xyz = np.arange(35 * 3, dtype=np.float32).reshape(35, 3)
+    from pipelines import Graph
+
+    graph = Graph.from_string("""
+inputs: [all]
+outputs: [body, aux]
+nodes:
+  - calculator: SplitLandmarksCalculator
+    inputs: {IN: all}
+    outputs: {OUT: [body, aux]}
+    options: {ranges: [[0, 33], [33, 35]]}
+""")
+    out = graph.run({"all": [Landmarks(xyz, visibility=np.ones(35, np.float32))]}, outputs=["body", "aux"], timeout=10)
+    assert len(out["body"][0].payload) == 33 and out["aux"][0].payload.xyz[0, 0] == 99.0
+    assert out["aux"][0].payload.visibility.shape == (2,)
