@@ -99,18 +99,29 @@ def worker_main(conn, prefix: str, parent_pid: int, log_level: int) -> None:
     root.propagate = False
     runner = _RunnerView(events)
     instances: dict[str, tuple[Any, CalculatorContext]] = {}
+    orphaned = True  # until the parent says "exit"
     try:
-        conn.send(("ready", os.getpid()))
+        try:
+            conn.send(("ready", os.getpid()))
+        except OSError:
+            return  # the parent is gone already
         while True:
             try:
                 request = conn.recv()
             except (EOFError, OSError):
                 return  # the parent is gone
             if request[0] == "exit":
+                orphaned = False
                 return
-            conn.send(_serve(request, instances, runner, events, writer, reader))
+            reply = _serve(request, instances, runner, events, writer, reader)
+            try:
+                conn.send(reply)
+            except OSError:
+                return  # the parent is gone
     finally:
         done.set()
+        if orphaned:
+            _unlink_known(writer, reader)
         writer.close()
         reader.close()
 
@@ -157,13 +168,17 @@ def _serve(request: tuple, instances: dict, runner: _RunnerView, events: _Events
 def _watch_parent(parent_pid: int, writer: SharedWriter, reader: SharedReader, done: threading.Event) -> None:
     while not done.wait(ORPHAN_POLL_SECONDS):
         if os.getppid() != parent_pid:
-            # The parent was killed: nobody else will unlink the blocks this worker knows (the parent's one
-            # included), and a call in progress may run for a long time yet. Unlinked by name only: the main
-            # thread may still be using the mappings until the process ends.
-            for block in (writer.block, reader.block):
-                if block is not None:
-                    try:
-                        block.unlink()
-                    except FileNotFoundError:
-                        pass
+            # The parent was killed, and a call in progress may run for a long time yet: leave now.
+            _unlink_known(writer, reader)
             os._exit(1)
+
+
+def _unlink_known(writer: SharedWriter, reader: SharedReader) -> None:
+    """Without a parent, nobody else will unlink the blocks this worker knows, the parent's one included. By name
+    only: the main thread may still be using the mappings until the process ends."""
+    for block in (writer.block, reader.block):
+        if block is not None:
+            try:
+                block.unlink()
+            except FileNotFoundError:
+                pass

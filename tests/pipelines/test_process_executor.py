@@ -280,3 +280,11 @@ def test_run_graph_losing_a_worker_fails_with_one_line_and_leaves_nothing(tmp_pa
     assert errors[0].endswith(f'worker process {workers[0]} of executor "heavy" died (killed by SIGKILL)'), err
     assert events.read_text().splitlines()[-1] == "close"  # the sink was closed: its output is complete
     _assert_clean_exit(proc, err, helpers)
+
+
+@pytest.mark.slow
+def test_run_graph_killed_outright_leaves_no_worker_and_no_shared_memory(tmp_path):
+    proc, _, _, helpers = _start_run_graph(tmp_path)
+    proc.kill()  # no handler runs: the workers notice their parent is gone, unlink their blocks and exit
+    _, err = proc.communicate(timeout=20)
+    _assert_clean_exit(proc, err, helpers)
