@@ -267,6 +267,20 @@ def output_names(tflite_path: Path) -> list[str]:
     return ["regressors", "classificators"]
 
 
+def convert_model(src: Path, key: str, sha256: str) -> onnx.ModelProto:
+    """The ONNX model for one face detector tflite (sha256: the tflite's, recorded in the metadata)."""
+    tfl = src.name
+    conv = TfliteToOnnx(src, output_names(src))
+    return conv.convert(
+        doc=(f"BlazeFace {key} face detector converted from MediaPipe {MEDIAPIPE_VERSION} "
+             f"{WHEEL_MODULE_DIR}/{tfl} by scripts/convert_face_models.py. Input NHWC float32 "
+             "RGB in [-1,1]; outputs regressors [1,N,16], classificators [1,N,1] (logits)."),
+        metadata={"source": f"mediapipe=={MEDIAPIPE_VERSION}:{WHEEL_MODULE_DIR}/{tfl}",
+                  "source_sha256": sha256, "input_layout": "NHWC",
+                  "input_range": "[-1,1] RGB", "license": "Apache-2.0"},
+        graph_name="blazeface", producer="framegraph scripts/convert_face_models.py")
+
+
 def smoke_test(onnx_path: Path) -> None:
     try:
         import onnxruntime as ort
@@ -294,16 +308,7 @@ def main() -> None:
     print(f"wrote {json_path}")
 
     for tfl, _, onnx_name, key in MODELS:
-        src = args.out_dir / tfl
-        conv = TfliteToOnnx(src, output_names(src))
-        model = conv.convert(
-            doc=(f"BlazeFace {key} face detector converted from MediaPipe {MEDIAPIPE_VERSION} "
-                 f"{WHEEL_MODULE_DIR}/{tfl} by scripts/convert_face_models.py. Input NHWC float32 "
-                 "RGB in [-1,1]; outputs regressors [1,N,16], classificators [1,N,1] (logits)."),
-            metadata={"source": f"mediapipe=={MEDIAPIPE_VERSION}:{WHEEL_MODULE_DIR}/{tfl}",
-                      "source_sha256": hashes[tfl], "input_layout": "NHWC",
-                      "input_range": "[-1,1] RGB", "license": "Apache-2.0"},
-            graph_name="blazeface", producer="framegraph scripts/convert_face_models.py")
+        model = convert_model(args.out_dir / tfl, key, hashes[tfl])
         dst = args.out_dir / onnx_name
         onnx.save(model, dst)
         print(f"wrote {dst} (opset {ONNX_OPSET}, {len(model.graph.node)} nodes) sha256 {sha256_of(dst)}")
