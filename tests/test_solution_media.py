@@ -39,3 +39,31 @@ def test_references_cover_every_frame_at_source_size_and_time(name):
     for solution in ("selfie_general", "selfie_landscape", "pose_segmentation"):
         masks = sm.read_masks(media.solution_masks(name, solution))["masks"]
         assert masks.shape == (info["frames"], info["height"], info["width"])
+
+
+@pytest.mark.slow  # decodes ~770 frames
+def test_pyav_decodes_the_clips_to_the_pixels_mediapipe_saw():
+    """The references were made from OpenCV-decoded frames; a graph decodes with PyAV. Equal pixels mean
+    the fidelity tests compare models, not decoders (another FFmpeg build may break this: then the
+    self-consistency figures in the README bound what a one-grey-level difference costs)."""
+    import hashlib
+    import json
+
+    av = pytest.importorskip("av", reason="needs PyAV (pip install 'framegraph[video]')")
+    path = media.SOLUTIONS_REFERENCE_DIR / "decoded_rgb_md5.json"
+    if not path.is_file():
+        pytest.skip("no decoded_rgb_md5.json (scripts/make_mediapipe_solution_reference.py)")
+    locators = {"cup_hands": media.cup_hands_clip, "grace_hopper_pan": media.grace_hopper_pan_clip,
+                "astronaut_pan": media.astronaut_pan_clip, "carphone": media.carphone_clip, "bikes": media.bikes_clip}
+    expected = json.loads(path.read_text())
+    checked = 0
+    for name, locate in locators.items():
+        clip = locate()
+        if clip is None or name not in expected:
+            continue
+        with av.open(str(clip)) as container:
+            got = [hashlib.md5(f.to_ndarray(format="rgb24").tobytes()).hexdigest() for f in container.decode(video=0)]
+        differing = [i for i, (a, b) in enumerate(zip(got, expected[name])) if a != b]
+        assert len(got) == len(expected[name]) and not differing, f"{name}: frames {differing[:5]} differ"
+        checked += 1
+    assert checked, "none of the clips is available"
