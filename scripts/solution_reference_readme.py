@@ -30,6 +30,9 @@ python3 -m venv /tmp/mpenv
 
 (one run: about 1.6 CPU-minutes, 3.5 min on 2 shared cores; `--media [NAME=]PATH ...`, `--solutions ...` and
 `--out-dir DIR` for other clips). Versions: {versions}.
+A second run (`--no-consistency --out-dir /tmp/solref_repro`) reproduced all 42 `.jsonl.gz` and
+`.npz` files byte for byte: MediaPipe's CPU (XNNPACK) path is deterministic, and the files carry no
+timestamps.
 
 ## Files
 
