@@ -108,8 +108,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     iterations = iterations_for(args.work_ms)
-    print(f"{args.packets} packets of 320x240, {args.work_ms:g} ms of pure-Python work each ({iterations} "
-          f"iterations), {args.rounds} interleaved rounds")
+    print(f"{args.packets} packets of 320x240, pure-Python work of {iterations} iterations each (calibrated to "
+          f"{args.work_ms:g} ms just now), {args.rounds} interleaved rounds")
     times: dict[str, list[tuple[float, float]]] = {s: [] for s in SETUPS}
     for _ in range(args.rounds):
         for setup in SETUPS:

@@ -151,6 +151,11 @@ def unlink_blocks(prefix: str) -> list[str]:
         try:
             # Attached then unlinked, so the resource tracker forgets it too (it would warn at exit otherwise).
             _unlink(shared_memory.SharedMemory(name=name))
-        except (FileNotFoundError, OSError):
+        except FileNotFoundError:
             pass
+        except (OSError, ValueError):  # e.g. empty: its creator was killed before it could size it
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except OSError:
+                pass
     return found
