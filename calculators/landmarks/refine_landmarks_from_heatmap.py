@@ -7,6 +7,8 @@ import numpy as np
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Landmarks, Tensors
 
+from .activation import sigmoid
+
 
 def refine(landmarks: Landmarks, heatmap: np.ndarray, kernel_size: int, min_confidence: float,
            refine_presence: bool, refine_visibility: bool) -> Landmarks:
@@ -25,7 +27,7 @@ def refine(landmarks: Landmarks, heatmap: np.ndarray, kernel_size: int, min_conf
             continue
         r0, r1 = max(0, row - offset), min(hm_h, row + offset + 1)
         c0, c1 = max(0, col - offset), min(hm_w, col + offset + 1)
-        window = 1.0 / (1.0 + np.exp(-heatmap[r0:r1, c0:c1, i].astype(np.float64)))
+        window = sigmoid(heatmap[r0:r1, c0:c1, i]).astype(np.float64)
         total = float(window.sum())
         best = float(window.max())
         if total <= 0:

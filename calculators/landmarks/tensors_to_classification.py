@@ -7,6 +7,8 @@ import numpy as np
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Classification, Tensors
 
+from .activation import sigmoid
+
 
 @register_calculator
 class TensorsToClassificationCalculator(Calculator):
@@ -48,7 +50,7 @@ class TensorsToClassificationCalculator(Calculator):
             raise ValueError(f"TENSORS: tensor_index {o.tensor_index}, but the packet holds {len(tensors)} tensors")
         scores = np.asarray(tensors[o.tensor_index], np.float32).reshape(-1)
         if o.apply_sigmoid:
-            scores = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
+            scores = sigmoid(scores)
         if o.binary_classification:
             if scores.size != 1:
                 raise ValueError(f"binary_classification expects one score, got {scores.size}")

@@ -7,6 +7,8 @@ import numpy as np
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Tensors
 
+from .activation import sigmoid
+
 _ACTIVATIONS = ("none", "sigmoid")
 
 
@@ -47,6 +49,6 @@ class TensorsToFloatsCalculator(Calculator):
         if values.size == 0:
             raise ValueError(f"TENSORS: tensor {i} is empty")
         if self.options.activation == "sigmoid":
-            values = 1.0 / (1.0 + np.exp(-values.astype(np.float64)))
+            values = sigmoid(values)
         ctx.send(self.FLOAT, float(values[0]))
         ctx.send(self.FLOATS, tuple(float(v) for v in values))

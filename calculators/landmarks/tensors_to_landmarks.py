@@ -7,12 +7,14 @@ import numpy as np
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Landmarks, Tensors
 
+from .activation import sigmoid
+
 _ACTIVATIONS = ("none", "sigmoid")
 
 
 def _activate(kind: str, values: np.ndarray) -> np.ndarray:
     if kind == "sigmoid":
-        return (1.0 / (1.0 + np.exp(-values.astype(np.float64)))).astype(np.float32)  # float64: no overflow
+        return sigmoid(values)
     return values.astype(np.float32)
 
 

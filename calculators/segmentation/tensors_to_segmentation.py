@@ -7,6 +7,8 @@ import numpy as np
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Frame, Mask, Tensors
 
+from calculators.landmarks.activation import sigmoid
+
 _ACTIVATIONS = ("none", "sigmoid", "softmax")
 
 
@@ -82,7 +84,7 @@ class TensorsToSegmentationCalculator(Calculator):
     def activate(self, hwc: np.ndarray) -> np.ndarray:
         o = self.options
         if o.activation == "sigmoid":
-            return (1.0 / (1.0 + np.exp(-hwc[:, :, 0].astype(np.float64)))).astype(np.float32)
+            return sigmoid(hwc[:, :, 0])
         if o.activation == "softmax":
             if hwc.shape[2] != 2:
                 raise ValueError(f"activation softmax needs 2 channels, got {hwc.shape[2]}")
