@@ -241,13 +241,17 @@ class RemoteCalculator:
         self.free: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
 
     def open(self, ctx) -> None:
-        try:
-            sides = pickle.dumps(self.side_inputs)
-        except Exception as exc:
-            raise PipelineError(f"the graph's side inputs cannot be sent to a worker process (they must pickle): "
-                                f"{type(exc).__name__}: {exc}") from exc
+        # Side inputs are the whole graph's: one that does not pickle (a callback for a sink on a thread) stays
+        # behind, and only reading it in the worker is an error.
+        sent, unsent = {}, {}
+        for name, value in self.side_inputs.items():
+            try:
+                pickle.dumps(value)
+                sent[name] = value
+            except Exception as exc:
+                unsent[name] = f"it does not pickle ({type(exc).__name__}: {exc})"
         message = ("open", self.key, self.cls.__module__, self.cls.__qualname__, self.calculator_name,
-                   ctx.calculator_name, pickle.dumps(self.options), sides)
+                   ctx.calculator_name, pickle.dumps(self.options), pickle.dumps((sent, unsent)))
         workers = self.pool.workers(self.hosts)
         for w in workers:  # all at once: each may load a model
             w.lock.acquire()

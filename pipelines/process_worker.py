@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .calculator import CalculatorContext
+from .errors import PipelineError
 from .packet import Stop
 from .shared_frames import SharedReader, SharedWriter
 
@@ -67,6 +68,22 @@ class _RunnerView:
 
     def request_stop(self) -> None:
         self.events.items.append(("stop",))
+
+
+class _SideInputs(dict):
+    """The graph's side inputs as a worker has them: reading one that could not be sent is an error saying why."""
+
+    def __init__(self, values: dict[str, Any], unsent: dict[str, str]):
+        super().__init__(values)
+        self.unsent = unsent
+
+    def __missing__(self, name: str) -> Any:
+        if name in self.unsent:
+            raise PipelineError(f"side input '{name}' cannot reach a worker process: {self.unsent[name]}")
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self.unsent else super().get(name, default)
 
 
 def find_class(module: str, qualname: str, name: str) -> type:
@@ -138,7 +155,7 @@ def _serve(request: tuple, instances: dict, runner: _RunnerView, events: _Events
                                    stats=_StatsView(runner.events))
             options = pickle.loads(options)
             calc = cls(options)
-            ctx = CalculatorContext(node, options, pickle.loads(side_inputs))
+            ctx = CalculatorContext(node, options, _SideInputs(*pickle.loads(side_inputs)))
             outbox = ctx.begin(None, {})
             calc.open(ctx)
             instances[key] = (calc, ctx)

@@ -22,6 +22,8 @@ from pipelines.types import Frame, Tensors
 from support.process_calculators import checksums
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /dev/shm")
+#: Finding a run-graph process's workers, and whether they are gone, reads /proc.
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
 
 TESTS = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "plugins"), os.environ.get("PYTHONPATH", "")])}
@@ -84,7 +86,8 @@ def test_stateful_node_lives_in_one_worker_with_its_options_side_inputs_logs_and
     g = graph("{calculator: CountInWorker, name: count, inputs: {IN: n}, outputs: {OUT: out}, executor: heavy, "
               "options: {label: tally}}")
     with caplog.at_level(logging.INFO, logger="framegraph"):
-        out = g.run(inputs={"n": range(25)}, outputs=["out"], side_inputs={"greeting": "hi"}, timeout=30)["out"]
+        out = g.run(inputs={"n": range(25)}, outputs=["out"], timeout=30,
+                    side_inputs={"greeting": "hi", "callback": lambda p: None})["out"]  # the lambda stays behind
     seen = [p.payload for p in out]
     assert [s[0] for s in seen] == list(range(1, 26))  # one instance saw every packet, in order
     assert len({s[1] for s in seen}) == 1 and seen[0][1] != os.getpid()
@@ -257,6 +260,7 @@ def _assert_clean_exit(proc, err, helpers):
 
 
 @pytest.mark.slow
+@needs_proc
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_run_graph_stopped_by_a_signal_finalizes_outputs_and_leaves_nothing(tmp_path, signum):
     proc, events, _, helpers = _start_run_graph(tmp_path)
@@ -268,6 +272,7 @@ def test_run_graph_stopped_by_a_signal_finalizes_outputs_and_leaves_nothing(tmp_
 
 
 @pytest.mark.slow
+@needs_proc
 def test_run_graph_losing_a_worker_fails_with_one_line_and_leaves_nothing(tmp_path):
     proc, events, workers, helpers = _start_run_graph(tmp_path)
     os.kill(workers[0], signal.SIGKILL)
@@ -283,6 +288,7 @@ def test_run_graph_losing_a_worker_fails_with_one_line_and_leaves_nothing(tmp_pa
 
 
 @pytest.mark.slow
+@needs_proc
 def test_run_graph_killed_outright_leaves_no_worker_and_no_shared_memory(tmp_path):
     proc, _, _, helpers = _start_run_graph(tmp_path)
     proc.kill()  # no handler runs: the workers notice their parent is gone, unlink their blocks and exit
