@@ -9,19 +9,13 @@ from .geometry import rect_iou
 
 
 def associate(rect_lists: list, min_similarity_threshold: float) -> tuple[NormalizedRect, ...]:
-    """Every rect of every list in order; a rect overlapping an earlier one by IoU > the threshold replaces it."""
+    """Every rect of every list in order; a rect overlapping one kept so far by IoU > the threshold replaces it
+    (within one list too, as MediaPipe's)."""
     result: list[NormalizedRect] = []
-    first = True
     for rects in rect_lists:
-        if not rects:
-            continue
-        for rect in rects:
-            if first:  # the first non-empty list is taken whole, overlaps within it included (as MediaPipe)
-                result.append(rect)
-                continue
+        for rect in rects or ():
             result = [kept for kept in result if rect_iou(rect, kept) <= min_similarity_threshold]
             result.append(rect)
-        first = False
     return tuple(result)
 
 

@@ -107,3 +107,6 @@ nodes:
     out = graph.run({"from_detector": [(a, b), ()], "from_tracking": [(tracked,), (tracked,)]}, outputs=["rects"],
                     timeout=10)
     assert [p.payload for p in out["rects"]] == [(b, tracked), (tracked,)]
+    # Within one list too: the later of two overlapping rects stays.
+    from calculators.landmarks.association_norm_rect import associate
+    assert associate([(a, b, tracked)], 0.5) == (b, tracked)
