@@ -100,7 +100,6 @@ def _tensor_to_frame_affine(matrix: np.ndarray, tensor_w: int, tensor_h: int, fr
     to_relative = np.diag([1.0 / tensor_w, 1.0 / tensor_h, 1.0])
     to_pixels = np.diag([frame.width, frame.height, 1.0])
     relative = np.array([[m[0, 0], m[0, 1], m[0, 3]], [m[1, 0], m[1, 1], m[1, 3]], [0.0, 0.0, 1.0]])
-    # Pixel centres sit at +0.5 on both grids (OpenCV samples at integer positions).
-    centre_in, centre_out = np.eye(3), np.eye(3)
-    centre_in[:2, 2], centre_out[:2, 2] = 0.5, -0.5
-    return (centre_out @ to_pixels @ relative @ to_relative @ centre_in)[:2]
+    # No half-pixel shift between the grids: MediaPipe's WarpAffineCalculator runs in its "OpenCV compatibility"
+    # mode, which maps pixel indices straight through the scaled matrix.
+    return (to_pixels @ relative @ to_relative)[:2]

@@ -33,10 +33,11 @@ def test_tensors_to_segmentation_through_a_roi_matrix():
     ones = np.ones((1, 4, 4, 1), np.float32)
     runner = CalculatorRunner("calculator: TensorsToSegmentationCalculator")
     mask = runner.run({"TENSORS": [Tensors((ones,))], "IMAGE": [FRAME], "MATRIX": [matrix]})["MASK"][0].payload
-    # Frame columns 0-3 are the tensor's 4 columns; the rest is outside the region (0). The top and bottom rows
-    # blend with the zero border by a quarter pixel.
-    assert np.allclose(mask.probability[1:-1, :4], 1.0) and np.allclose(mask.probability[:, 4:], 0.0)
-    assert np.allclose(mask.probability[0, :4], 0.75)
+    # Frame columns 0-3 are the tensor's 4 columns, rows 0-7 its rows at half steps (pixel indices map straight
+    # through, as in MediaPipe's warp); the rest is outside the region (0). The last row is half past the
+    # tensor's last row: half zero border.
+    assert np.allclose(mask.probability[:7, :4], 1.0) and np.allclose(mask.probability[:, 4:], 0.0)
+    assert np.allclose(mask.probability[7, :4], 0.5)
 
 
 def test_segmentation_smoothing_holds_unsure_pixels_and_restarts():
