@@ -27,7 +27,7 @@ class ImageToTensorCalculator(Calculator):
     With a NORM_RECT packet the region is that (rotated) rect instead of the frame, e.g. a hand's region from
     the last frame's landmarks; parts of it outside the frame are border. A frame without a rect uses the whole
     frame, or with `whole_frame_without_rect: false` (MediaPipe's behaviour when NORM_RECT is connected) gives
-    no tensor; a zero-size rect never gives one. MATRIX is the 4x4 float32 matrix taking a point relative to the
+    no tensor; a zero-size (or NaN) rect never gives one. MATRIX is the 4x4 float32 matrix taking a point relative to the
     output tensor (x, y in 0..1, z scaled like x) to one relative to the frame, letterbox included.
 
     Ports:
@@ -90,8 +90,11 @@ class ImageToTensorCalculator(Calculator):
         rect = ctx.get(self.NORM_RECT)
         if rect is None and not self.options.whole_frame_without_rect:
             return
-        if rect is not None and rect.width == 0 and rect.height == 0:
-            return  # MediaPipe's sentinel for "no region"
+        if rect is not None and not (rect.width > 0 and rect.height > 0 and np.isfinite(
+                [rect.x_center, rect.y_center, rect.rotation]).all()):
+            # MediaPipe's sentinel for "no region" is a zero rect; a degenerate or NaN one (landmarks collapsed
+            # to a point) fails MediaPipe's graph, here it only means no tensor for this frame.
+            return
         size = (frame.height, frame.width)
         if rect is not None:
             matrix, padding, to_frame = self._warp_for(*size, rect=rect)
@@ -125,8 +128,6 @@ class ImageToTensorCalculator(Calculator):
         else:
             roi_w, roi_h, angle = f32(rect.width) * f32(width), f32(rect.height) * f32(height), rect.rotation
             centre = (float(f32(rect.x_center) * f32(width)), float(f32(rect.y_center) * f32(height)))
-            if not (roi_w > 0 and roi_h > 0):
-                raise ValueError(f"NORM_RECT {rect}: width and height must be > 0")
         horizontal = vertical = f32(0.0)
         if self.options.keep_aspect_ratio:
             tensor_aspect = f32(out_h) / f32(out_w)

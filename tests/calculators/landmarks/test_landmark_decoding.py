@@ -31,6 +31,11 @@ def test_image_to_tensor_on_a_rotated_roi_and_its_matrix():
     matrix = out["MATRIX"][0].payload
     assert matrix @ np.array([0.5, 0.05, 0.0, 1.0]) == pytest.approx([0.95, 0.5, 0.0, 1.0], abs=1e-6)
     assert out["LETTERBOX_PADDING"][0].payload == LetterboxPadding()
+    # A zero rect (MediaPipe's "no region") or a degenerate one gives no tensor and no error.
+    frames = [_left_white_right_black() for _ in range(2)]
+    out = runner.run({"IMAGE": frames, "NORM_RECT": [(0, NormalizedRect(0.5, 0.5, 0.0, 0.0)),
+                                                     (1, NormalizedRect(0.5, float("nan"), 0.2, 0.2))]})
+    assert out["TENSORS"] == []
 
 
 def test_image_to_tensor_letterboxes_a_wide_roi_and_the_matrix_includes_it():
