@@ -38,7 +38,7 @@ class GraphStats:
             widths.append(max(len(row[-1]) for row in [head, *body]))
         left = {0, 1, len(head) - 1} if head[-1] == "status" else {0, 1}
         lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                 for row in [head, *body]]
+                 .rstrip() for row in [head, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"wall time {self.wall_seconds:.2f} s")
         return "\n".join(lines)

@@ -133,11 +133,8 @@ class NetworkStream:
         # live stream is paced by its sender; pacing it again would turn the burst a server sends on connecting
         # (what it buffered meanwhile) into latency for good.
         self._pacer = Pacer(max_late_s=0.2, max_early_s=1.0) if self._finite else None
-        if self._lost_at is not None:
-            gap = time.monotonic() - self._lost_at
-            self.log.warning("%s: reconnected after %.1f s (attempt %d)", self.label, gap, self._failures + 1)
-        self._failures, self._lost_at = 0, None
-        self.status = "streaming"
+        self._connected = True  # and no frame yet: until one decodes, a failure still counts against the policy
+        self.status = "connected, waiting for a picture"
 
     def _next_frame(self, halted: threading.Event) -> Item | None:
         import av
@@ -156,11 +153,22 @@ class NetworkStream:
             except av.FFmpegError:  # one damaged packet on a live feed: the next keyframe repairs the picture
                 continue
         frame = self._pending.pop(0)
+        if self._connected:
+            self._connected = False
+            self._recovered()
         ts = self._timestamp(frame)
         if self._pacer is not None and not self._pacer.wait(ts, halted.is_set):
             return None
         index, self._index = self._index, self._index + 1
         return (lambda frame=frame: frame.to_ndarray(format="rgb24")), ts, index
+
+    def _recovered(self) -> None:
+        if self._lost_at is not None:
+            gap = time.monotonic() - self._lost_at
+            self.log.warning("%s: reconnected after %.1f s (attempt %d)", self.label, gap, self._failures + 1)
+        # Only a picture resets the count: a server that accepts and then drops every client still gives up.
+        self._failures, self._lost_at = 0, None
+        self.status = "streaming"
 
     def _timestamp(self, frame) -> int:
         """Microseconds on one live clock: 0 at the first frame; each connection starts at the wall-clock time

@@ -297,6 +297,8 @@ class VideoSourceCalculator(Calculator):
                 image, ts, index = item
                 return self._emit(ctx, image(), ts, index)
             if reader.error is not None:
+                if self._network is not None:
+                    ctx.set_status(self._network.status)  # "failed: ...", for the stats after the run
                 raise reader.error
             if reader.ended:
                 return Stop

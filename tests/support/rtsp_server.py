@@ -146,8 +146,10 @@ def _launch_line(image: str | None, fps: int) -> str:
                   f"video/x-raw,framerate={fps}/1")
     else:
         source = f"videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate={fps}/1"
+    # sliced-threads=false: with zerolatency's several slices per picture, FFmpeg's RTSP client loses parts of
+    # each picture from this payloader (green P-frames), which would look like a decoder bug on our side.
     return (f"( {source} ! videoconvert ! video/x-raw,format=I420 ! "
-            f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
+            f"x264enc tune=zerolatency sliced-threads=false speed-preset=ultrafast key-int-max={fps} ! "
             "rtph264pay name=pay0 pt=96 config-interval=-1 )")
 
 

@@ -126,6 +126,18 @@ def test_max_frames(run_graph, source_yaml):
     assert len(packets) == 10 and packets[-1].payload.index == 9
 
 
+@pytest.mark.parametrize("clip_fn", [astronaut_pan_clip, carphone_clip], ids=["astronaut_pan", "carphone"])
+def test_threaded_decoding_gives_the_same_frames_in_the_same_order(run_graph, source_yaml, clip_fn):
+    clip = require(clip_fn)
+    runs = {threads: run_graph(source_yaml(clip, threads=threads)) for threads in (1, 0, 3)}  # off, auto, 3
+    single, _ = runs[1]
+    for threads, (packets, problems) in runs.items():
+        assert problems == []
+        assert [p.timestamp for p in packets] == [p.timestamp for p in single], threads
+        assert [p.payload.index for p in packets] == [p.payload.index for p in single], threads
+        assert all(np.array_equal(a.payload.image, b.payload.image) for a, b in zip(packets, single)), threads
+
+
 def test_realtime_paces_at_the_clip_rate(run_graph, source_yaml):
     clip = require(astronaut_pan_clip)
     n = 12
