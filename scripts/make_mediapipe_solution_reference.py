@@ -183,14 +183,20 @@ def objects_of(solution: str, result, w: int, h: int) -> list[dict]:
     return []
 
 
-def run(solution: str, frames: list, timestamps: list, brighten: bool = False):
-    """(JSONL rows or None, mask dict or None) of one solution over one clip."""
+def run(solution: str, frames: list, timestamps: list, brighten: bool = False, clip_timestamps: bool = False):
+    """(JSONL rows or None, mask dict or None) of one solution over one clip.
+
+    ``clip_timestamps``: stamp frame i at timestamps[i] + 33333 us instead of the simulated 30 fps, by
+    setting the solution's private counter that ``process()`` advances by 33333 before each frame.
+    """
     rows, masks, has_mask = [], [], []
     with make_solution(solution) as sol:
         for i, (rgb, ts) in enumerate(zip(frames, timestamps)):
             if brighten:
                 rgb = np.minimum(rgb.astype(np.uint16) + 1, 255).astype(np.uint8)
             h, w = rgb.shape[:2]
+            if clip_timestamps:
+                sol._simulated_timestamp = ts
             result = sol.process(rgb)
             if solution in LANDMARK_SOLUTIONS:
                 rows.append({"frame": i, "timestamp_us": ts, "width": w, "height": h,
@@ -258,6 +264,8 @@ def main(argv=None) -> int:
     p.add_argument("--solutions", nargs="+", choices=SOLUTIONS, default=list(SOLUTIONS))
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
     p.add_argument("--no-consistency", action="store_true", help="skip the one-grey-level rerun")
+    p.add_argument("--clip-timestamps", action="store_true",
+                   help="feed MediaPipe the clip's timestamps, not its simulated 30 fps (not the reference)")
     p.add_argument("--readme-only", action="store_true",
                    help="only rewrite README.md from self_consistency.json and the files present")
     args = p.parse_args(argv)
@@ -280,7 +288,7 @@ def main(argv=None) -> int:
         pose_rows = None
         for solution in args.solutions:
             start = time.perf_counter()
-            rows, masks = run(solution, frames, timestamps)
+            rows, masks = run(solution, frames, timestamps, clip_timestamps=args.clip_timestamps)
             if solution == "pose":
                 pose_rows = rows
             if rows is not None and not (solution == "pose_segmentation" and rows == pose_rows):
@@ -291,7 +299,8 @@ def main(argv=None) -> int:
                 write_masks(args.out_dir / f"{name}_{solution}_masks.npz", masks)
             line = f"{name} {solution}: {len(frames)} frames"
             if not args.no_consistency:
-                rows2, masks2 = run(solution, frames, timestamps, brighten=True)
+                rows2, masks2 = run(solution, frames, timestamps, brighten=True,
+                                    clip_timestamps=args.clip_timestamps)
                 report.setdefault("runs", {})[f"{name}_{solution}"] = consistency(
                     metrics, rows, rows2, masks, masks2)
                 line += f", self-consistency {report['runs'][f'{name}_{solution}']}"
