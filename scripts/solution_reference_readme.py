@@ -93,7 +93,7 @@ Reading the table (default media):
 * `grace_hopper_pan_pose_segmentation`: mean mask IoU 0.972 against itself, just above the 0.97
   criterion (minimum 0.928); the selfie models are at >= 0.9997 on the same clip.
 * Face mesh against itself: <= 0.03% on `astronaut`, `astronaut_pan`, `carphone`; on
-  `grace_hopper_pan` median 0.17%, max 0.52% (glasses); all far inside the 2% tolerance.
+  `grace_hopper_pan` median 0.17%, max 0.52%; all far inside the 2% tolerance.
 * Timestamps: pose smoothing depends on them. Fed the clip's own timestamps instead of the simulated
   30 fps (`--clip-timestamps --solutions pose --no-consistency --out-dir /tmp/pose_clip_time`, then
   `solution_metrics.summarize(compare_frames(reference, rerun))`), pose moves by median 0.51% / max
