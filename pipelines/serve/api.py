@@ -33,9 +33,12 @@ def graph_json(plan, video_streams: Iterable[str]) -> dict:
 
 
 def node_status(row, done: bool) -> str:
-    """The stats' own status (a source reconnecting, say) when they carry one, else running or ended."""
-    status = getattr(row, "status", None)
-    return str(status) if status else (ENDED if done else RUNNING)
+    """What the node said it is doing (``ctx.set_status``: a source reconnecting, say), else running; once the
+    graph is done, ended (or the node's failure)."""
+    status = str(getattr(row, "status", "") or "")  # a stats row without the field: running or ended
+    if done:
+        return status if status.startswith("failed") else ENDED
+    return status or RUNNING
 
 
 def stats_json(stats: GraphStats, done: bool) -> dict:

@@ -114,7 +114,7 @@
       if (!shown) continue;
       shown.fig.textContent = r.fps.toFixed(1) + " fps · p99 " + r.latency_p99_ms.toFixed(1) + " ms · q " +
         r.max_queue + (r.drops ? " · " + r.drops + " dropped" : "");
-      const alert = r.errors > 0 || (r.status !== "running" && r.status !== "ended");
+      const alert = r.errors > 0 || /^(failed|reconnecting|connecting \(attempt)/.test(r.status);
       shown.group.setAttribute("class", "node" + (shown.source ? " source" : "") +
         (r.status === "ended" ? " ended" : "") + (alert ? " alert" : ""));
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,17 @@ def test_a_given_token_is_kept_on_any_host():
 def test_credentials_are_removed_from_source_urls():
     assert redact("rtsp://admin:secret@10.0.0.5:554/stream1") == "rtsp://***@10.0.0.5:554/stream1"
     assert redact("/videos/clip.mp4") == "/videos/clip.mp4"
+
+
+def test_a_node_status_comes_from_the_stats_when_the_node_set_one():
+    from pipelines.serve.api import node_status
+    from pipelines.stats import NodeStatsRow
+
+    row = NodeStatsRow("cam", "VideoSourceCalculator", 0, 10, 25.0, 1.0, 2.0, 1, 0, 0)
+    assert node_status(row, done=False) == "running" and node_status(row, done=True) == "ended"
+    assert node_status(replace(row, status="reconnecting in 1.0 s (attempt 2)"), False).startswith("reconnecting")
+    assert node_status(replace(row, status="streaming"), done=True) == "ended"
+    assert node_status(replace(row, status="failed: refused"), done=True) == "failed: refused"
 
 
 def _plan(text: str):
