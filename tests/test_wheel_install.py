@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "assets" / "media" / "astronaut_pan.mp4"
 #: The graph library as the wheel must carry it (setup.py's LIBRARY_FILES), relative to the repository root.
 LIBRARY = ("graphs/*.yaml", "graphs/modules/*.yaml", "assets/models/*.onnx", "assets/models/*.tflite",
-           "assets/models/*.md", "assets/models/*.json", "assets/models/LICENSE", "assets/media/*.mp4",
-           "assets/media/README.md")
+           "assets/models/*.md", "assets/models/*.json", "assets/models/LICENSE", "assets/models/*.txt",
+           "assets/media/*.mp4", "assets/media/README.md")
 
 
 @dataclass(frozen=True)
