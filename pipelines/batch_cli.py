@@ -47,7 +47,7 @@ def run_batch_command(args, graph_path: Path) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING
     spec = JobSpec(str(graph_path.resolve()), tuple(parse_override(t, cwd) for t in args.overrides), flags,
                    fingerprint=fingerprint(graph_path.read_text(), args.overrides, flags, sorted(names.items())),
-                   log_level=level, store=store)
+                   log_level=level, store=store, threads=args.threads or 0)
     check_job(spec, items[0])  # a mistake common to every file: exit 2 before any file runs
     if args.validate:
         print(f"{graph_path}: OK for {len(items)} files into {store}")
@@ -57,12 +57,12 @@ def run_batch_command(args, graph_path: Path) -> int:
 
         device = (args.engine or "").partition(":")[2].lower()
         gpus = 1 if device.startswith(("cuda", "gpu")) else 0  # --engine NAME:cuda asks each task for a GPU
-        backend = RayPool(spec, args.ray, args.jobs, cores_per_file(config), gpus)
+        backend = RayPool(spec, args.ray, args.jobs, cores_per_file(config, spec.threads), gpus)
         where = f"Ray ({backend.describe()})"
     else:
         from .batch_local import LocalPool
 
-        jobs = min(args.jobs or default_jobs(config, len(items)), len(items))
+        jobs = min(args.jobs or default_jobs(config, len(items), spec.threads), len(items))
         backend = LocalPool(spec, jobs)
         where = f"{jobs} local process{'es' if jobs > 1 else ''}"
     log.info("%d files from %s into %s, %s", len(items), args.source, store, where)

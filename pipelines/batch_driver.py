@@ -62,16 +62,17 @@ class BatchSummary:
         return 130 if self.interrupted else 1 if self.failed else 0
 
 
-def default_jobs(config, files: int) -> int:
+def default_jobs(config, files: int, threads: int = 0) -> int:
     """As many files at once as the cores allow for the threads the graph declares (its executors: the
     inference thread, typically; nodes on threads of their own mostly wait), at least one, at most `files`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(files, cores // cores_per_file(config)))
+    return max(1, min(files, cores // cores_per_file(config, threads)))
 
 
-def cores_per_file(config) -> int:
-    """The cores one run of the graph keeps busy, as its declared executor threads say (at least one)."""
-    return max(1, sum(ex.threads for ex in config.executors.values()))
+def cores_per_file(config, threads: int = 0) -> int:
+    """The cores one run of the graph keeps busy, as its declared executor threads say (at least one); with
+    `threads` (``--threads``), the nodes without an executor of their own share that many more."""
+    return max(1, threads + sum(ex.threads for name, ex in config.executors.items() if name != "default"))
 
 
 def run_batch(items: list[BatchItem], spec: JobSpec, backend, retries: int = 1, progress: bool = True,

@@ -33,6 +33,7 @@ class JobSpec:
     fingerprint: str = ""
     log_level: int = logging.WARNING
     store: Any = None  # where outputs go (pipelines/batch_store.py); None: the working directory
+    threads: int = 0  # > 0: nodes that name no executor share this many threads (run-graph --threads)
 
     @property
     def outputs(self):
@@ -141,6 +142,8 @@ def configure(spec: JobSpec, item: BatchItem, token: str):
         else:
             overrides += flag_overrides(config, flag, str(temps[flag]), enable=True, base=cwd)
     apply_overrides(config, overrides)
+    if spec.threads:
+        config.set_default_threads(spec.threads)
     return config, temps, still_stream
 
 

@@ -1,5 +1,6 @@
-"""Batch runs on a Ray cluster (``--ray [ADDRESS]``): each file a Ray task running `run_item`, progress streamed
-back through a small actor. Ray (``pip install "framegraph[ray]"``) is imported only here.
+"""Batch runs on a Ray cluster (``--ray [ADDRESS]``): each file a Ray task running `run_item`, a streaming
+generator that yields its progress and then its result (no actor to start: that would cost every batch a worker
+process). Ray (``pip install "framegraph[ray]"``) is imported only here.
 
 Outputs go to the paths the driver planned, so every node must see the output folder at the same path (a
 shared filesystem); the nodes need framegraph and the graph's engines installed, as on the driver. A task whose
@@ -8,6 +9,8 @@ failure and is retried by the driver like a local one.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 
 from .batch_driver import Failed, Finished, Progress, Task
@@ -39,10 +42,14 @@ class RayPool:
         self.spec = spec
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.jobs = jobs or max(1, cluster_cpus // max(1, cpus_per_file))
-        self._board = _board_class(ray).remote()
-        self._remote = ray.remote(_run_on_ray).options(num_cpus=cpus_per_file, num_gpus=gpus_per_file,
-                                                         max_retries=max_retries, retry_exceptions=False)
-        self._running: dict = {}  # ObjectRef -> Task
+        # Ray Client (ray://) has no streaming generators: there a task returns its result alone, and the
+        # progress bar counts files as they finish, not frames.
+        self.streaming = not address.startswith("ray://")
+        run = _run_on_ray if self.streaming else _run_on_ray_once
+        self._remote = ray.remote(run).options(num_cpus=cpus_per_file, num_gpus=gpus_per_file,
+                                               num_returns="streaming" if self.streaming else 1,
+                                               max_retries=max_retries, retry_exceptions=False)
+        self._running: dict = {}  # ObjectRefGenerator -> Task
 
     def describe(self) -> str:
         nodes = [n for n in self._ray.nodes() if n.get("Alive")]
@@ -54,27 +61,41 @@ class RayPool:
         return self.jobs - len(self._running)
 
     def submit(self, task: Task) -> None:
-        self._running[self._remote.remote(self.spec, task, self._board)] = task
+        self._running[self._remote.remote(self.spec, task)] = task
 
     def poll(self, timeout: float) -> list:
-        events = []
-        if self._running:
-            ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout)
-            for ref in ready:
-                task = self._running.pop(ref)
-                try:
-                    kind, value = self._ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 -- the worker or node died more often than Ray retries
-                    events.append(Failed(task, f"the Ray task died: {one_line(exc)}", died=True))
-                    continue
-                events.append(Finished(task, value) if kind == "done" else Failed(task, value))
-        else:
+        if not self._running:
             time.sleep(timeout)
-        by_token = {task.token: task for task in self._running.values()}
-        for token, (frames, total) in self._ray.get(self._board.drain.remote()).items():
-            if token in by_token:
-                events.append(Progress(by_token[token], frames, total))
+            return []
+        events = []
+        ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout)
+        for gen in ready:
+            events += self._drain(gen)
         return events
+
+    def _drain(self, gen) -> list:
+        """The events `gen` has ready: progress, then its result once it ends."""
+        task, events = self._running[gen], []
+        while True:
+            try:
+                kind, *value = self._ray.get(next(gen) if self.streaming else gen)
+            except StopIteration:
+                kind, value = "died", ["it ended without a result"]
+            except Exception as exc:  # noqa: BLE001 -- the worker or node died more often than Ray retries
+                kind, value = "died", [one_line(exc)]
+            if kind == "progress":
+                events.append(Progress(task, *value))
+                if self._ray.wait([gen], timeout=0)[0]:
+                    continue
+                return events
+            del self._running[gen]
+            if kind == "done":
+                events.append(Finished(task, value[0]))
+            elif kind == "failed":
+                events.append(Failed(task, value[0]))
+            else:
+                events.append(Failed(task, f"the Ray task died: {value[0]}", died=True))
+            return events
 
     def running(self) -> list[Task]:
         return list(self._running.values())
@@ -87,34 +108,35 @@ class RayPool:
         self._ray.shutdown()
 
 
-def _run_on_ray(spec: JobSpec, task: Task, board):
+def _run_on_ray_once(spec: JobSpec, task: Task) -> tuple:
+    """Runs on a Ray worker, for a Ray Client driver: ``("done", ItemResult)`` or ``("failed", message)``."""
+    try:
+        return "done", run_item(spec, task.item, task.token)
+    except Exception as exc:  # noqa: BLE001 -- the driver reports it and retries
+        return "failed", one_line(exc)
+
+
+def _run_on_ray(spec: JobSpec, task: Task):
+    """Runs on a Ray worker: yields ``("progress", frames, total)`` now and then, then ``("done", ItemResult)``
+    or ``("failed", message)``."""
+    events: queue.SimpleQueue = queue.SimpleQueue()
     last = [0.0]
 
     def progress(frames: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            board.report.remote(task.token, frames, total)
+            events.put(("progress", frames, total))
 
-    try:
-        return "done", run_item(spec, task.item, task.token, progress)
-    except Exception as exc:  # noqa: BLE001 -- the driver reports it and retries
-        return "failed", one_line(exc)
+    def work() -> None:
+        try:
+            events.put(("done", run_item(spec, task.item, task.token, progress)))
+        except Exception as exc:  # noqa: BLE001 -- the driver reports it and retries
+            events.put(("failed", one_line(exc)))
 
-
-def _board_class(ray):
-    @ray.remote(num_cpus=0)
-    class ProgressBoard:
-        """The latest frame count of every task in flight, drained by the driver."""
-
-        def __init__(self):
-            self.latest: dict = {}
-
-        def report(self, token: str, frames: int, total: int) -> None:
-            self.latest[token] = (frames, total)
-
-        def drain(self) -> dict:
-            latest, self.latest = self.latest, {}
-            return latest
-
-    return ProgressBoard
+    threading.Thread(target=work, name="framegraph-batch-item", daemon=True).start()
+    while True:
+        event = events.get()
+        yield event
+        if event[0] != "progress":
+            return

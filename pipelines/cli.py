@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", metavar="NAME[:DEVICE]",
                      help="the engine (and device) of the graph's inference, as its 'cli: engine:' maps it, e.g. "
                           "openvino, onnxruntime:cuda, tensorrt (see --list-engines)")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="nodes that name no executor share N threads (default: a thread each); with --output-dir, "
+                          "per file")
     run.add_argument("--validate", action="store_true", help="check the graph and exit")
     obs = p.add_argument_group("observability")
     obs.add_argument("--stats", action="store_true", help="print a per-node table at the end")
@@ -142,6 +145,10 @@ def _main(args) -> int:
         print("error: a graph is required: a built-in one by name (run-graph --list-graphs) or a YAML file",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.serve and (args.output_dir or args.jobs or args.ray):
+        from .serve import ServeOptionError
+
+        raise ServeOptionError("--serve shows one running graph; it does not go with --output-dir, --jobs or --ray")
     if args.output_dir or args.jobs or args.ray:
         from .batch_cli import run_batch_command
 
@@ -153,6 +160,8 @@ def _main(args) -> int:
     config = load_graph(_graph_path(args.graph))
     cwd = Path.cwd()
     apply_overrides(config, [parse_override(text, cwd) for text in args.overrides] + _flag_overrides(config, args))
+    if args.threads is not None:
+        config.set_default_threads(args.threads)
     if args.viz:
         from .viz import write_viz
 

@@ -127,6 +127,15 @@ class GraphConfig:
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
 
+    def set_default_threads(self, threads: int) -> None:
+        """Nodes that name no executor share `threads` threads (the "default" executor), as ``--threads`` asks."""
+        from .errors import GraphConfigError
+        from .executor import DEFAULT_EXECUTOR
+
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise GraphConfigError(f"--threads must be a positive integer, got {threads!r}")
+        self.executors[DEFAULT_EXECUTOR] = ExecutorConfig(threads=threads)
+
 
 # ---------------------------------------------------------------- the rules for a node's fields
 

@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .node import NodeRuntime
 
+#: The executor a graph may declare for every node that names none (``executors: {default: {threads: 2}}``).
+#: Without it each such node runs on a thread of its own.
+DEFAULT_EXECUTOR = "default"
+
 
 class Executor:
     """A pool of worker threads and the nodes ready to run on it; guarded by the runner's lock."""

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from .errors import GraphDeadlockError, PipelineError
-from .executor import Executor
+from .executor import DEFAULT_EXECUTOR, Executor
 from .node import CLOSE, FAILED, PROCESS, SOURCE, NodeRuntime, wrap_error
 from .packet import DONE, Packet, is_stop, new_packet
 from .streams import Stream
@@ -76,8 +76,14 @@ class GraphRunner:
         self.executors: dict[str, Executor] = {}
         for name, ex in plan.config.executors.items():
             self.executors[name] = Executor(name, ex.threads)
+        # Nodes that name no executor run on the graph's "default" executor when it declares one (MediaPipe's
+        # num_threads: fewer threads, no handoffs between them; what a batch of files at once wants), else each
+        # on a thread of its own.
+        default = DEFAULT_EXECUTOR if DEFAULT_EXECUTOR in self.executors else None
         for node in self.nodes:
             name = node.config.executor
+            if name is None and default and node.max_in_flight <= self.executors[default].threads:
+                name = default
             if name is None:
                 name = f"node:{node.name}"
                 self.executors[name] = Executor(name, node.max_in_flight)

@@ -112,6 +112,10 @@ try:
         else:
             frames[name] = len(fs.cat_file(path).splitlines())
     report["memory"] = {"done": summary.done, "failed": summary.failed, "files": frames}
+except Exception:
+    for log in Path(temp).glob("session_latest/logs/ray_client_server*.err"):
+        print(log.name, log.read_text()[-1500:], file=sys.stderr)
+    raise
 finally:
     subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=60)
     __import__("shutil").rmtree(temp, ignore_errors=True)
