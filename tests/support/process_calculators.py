@@ -18,10 +18,11 @@ from pipelines.types import Frame
 
 
 class BusyCalculator(Calculator):
-    """Spins a pure-Python loop (`work` iterations, holding the GIL), then sends IN on with the worker's pid.
+    """Spins a pure-Python loop (`work` iterations, holding the GIL) and sleeps `sleep` s times 0, 1 or 2 by
+    timestamp (so a later call often ends first), then sends IN on with the worker's pid and when the call ran.
     Stateless, so up to 8 calls may run at once.
 
-    Ports: IN (Any) -> OUT ((payload, pid))
+    Ports: IN (Any) -> OUT ((payload, pid, start, end), wall-clock seconds)
     """
 
     IN = Input[Any]("IN")
@@ -34,12 +35,13 @@ class BusyCalculator(Calculator):
         sleep: float = 0.0
 
     def process(self, ctx):
+        start = time.time()
         total = 0
         for i in range(self.options.work):
             total += i * i
         if self.options.sleep:
-            time.sleep(self.options.sleep)
-        ctx.send(self.OUT, (ctx.get(self.IN), os.getpid()))
+            time.sleep(self.options.sleep * ((ctx.timestamp + 1) % 3))
+        ctx.send(self.OUT, (ctx.get(self.IN), os.getpid(), start, time.time()))
 
 
 class CountInWorker(Calculator):
