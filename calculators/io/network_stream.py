@@ -57,8 +57,10 @@ class NetworkStream:
         self.url, self.policy, self.read_timeout_s, self.log = url, policy, read_timeout_s, logger
         self.label = f"source '{node}' ({url})"  # log lines; errors get the node from CalculatorError
         self.name = f"video source '{url}'"
-        # TCP for RTSP: UDP loses packets on busy networks and shows up as smeared frames, not as errors.
-        self.options = ({"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {}) | dict(options)
+        # TCP for RTSP: UDP loses packets on busy networks and shows up as smeared frames, not as errors. Half a
+        # second of probing finds a camera's video (FFmpeg's default of 5 s took 2 s per reconnect over RTSP).
+        defaults = {"analyzeduration": "500000"} | ({"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {})
+        self.options = defaults | dict(options)
         self.status = "connecting"
         self.fps = 0.0
         self.losses = 0  # connections lost or refused, for the tests and the stats
