@@ -6,6 +6,10 @@ build inside PyAV has it AND it opens on this machine (a driver, a device, a ses
 once, on a small test picture, before the file is created. When it cannot be used, the writer falls back to
 libx264 with one log line saying why, or, with `allow_fallback: false`, stops with an error.
 
+Pictures go in as I420 (yuv420p) or, to an encoder that takes only that (Quick Sync), NV12. An encoder that
+takes frames only in GPU memory (h264_vaapi, and the others where a build has no system-memory input) cannot
+be fed by PyAV, so it is reported and skipped like one that does not open.
+
 The x264 preset and crf are translated for the hardware encoders (NVENC p1..p7 and constant quality `cq`;
 Quick Sync's named presets and `global_quality`; VA-API's constant `qp`); those translations follow FFmpeg's
 documented options but could not be run here (no such device on the machines this was written on).
@@ -13,7 +17,7 @@ documented options but could not be run here (no such device on the machines thi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 log = logging.getLogger("framegraph.io.video_writer")
@@ -34,16 +38,21 @@ NVENC_PRESETS = dict(zip(X264_PRESETS, ("p1", "p1", "p2", "p3", "p4", "p5", "p6"
 QSV_PRESETS = {p: min(max(p, "veryfast", key=X264_PRESETS.index), "veryslow", key=X264_PRESETS.index)
                for p in X264_PRESETS}
 MAX_THREADS = 128  # x264's own limit (X264_THREAD_MAX)
+#: Picture formats the writer can hand an encoder, best first: I420 as converted, or NV12 (Quick Sync takes
+#: only that from system memory).
+INPUT_FORMATS = ("yuv420p", "nv12")
 
 
 @dataclass(frozen=True)
 class EncoderChoice:
-    """The encoder to open and what it is given: `options` for FFmpeg, `threads` for the codec context."""
+    """The encoder to open and what it is given: `options` for FFmpeg, `threads` for the codec context, pictures
+    as `pix_fmt`."""
 
     name: str
     options: dict[str, str]
     threads: int
     settings: str  # for the log line: "crf 23, veryfast"
+    pix_fmt: str = "yuv420p"
 
 
 def configured_encoder(codec: str) -> str:
@@ -93,10 +102,15 @@ def choose_encoder(codec: str, allow_fallback: bool, preset: str, crf: int, thre
         choice = encoder_settings(candidate, preset, crf, threads)
         reason = _open_failure(choice, size, rate)
         if reason is None:
-            return choice
+            return replace(choice, pix_fmt=input_format(candidate))
         failures.append(f"{candidate} {reason}")
     if not candidates:
-        return encoder_settings(name, preset, crf, threads)
+        choice = encoder_settings(name, preset, crf, threads)
+        pix_fmt = input_format(name)
+        if pix_fmt is None:
+            raise VideoWriteError(f"{where}: codec '{codec}': encoder '{name}' takes none of "
+                                  f"{', '.join(INPUT_FORMATS)}; use h264 (libx264)")
+        return replace(choice, pix_fmt=pix_fmt)
     why = "; ".join(failures)
     if name != AUTO and not allow_fallback:
         raise VideoWriteError(f"{where}: {why}; use codec: h264 (libx264) or auto, or set allow_fallback: true")
@@ -123,20 +137,35 @@ def encoder_settings(name: str, preset: str, crf: int, threads: int) -> EncoderC
     return EncoderChoice(name, {}, threads, "the encoder's defaults (crf and preset are for x264/x265)")
 
 
+def input_format(name: str) -> str | None:
+    """The first of INPUT_FORMATS the encoder takes, or None (e.g. VA-API: only frames in GPU memory)."""
+    import av
+
+    formats = {f.name for f in av.Codec(name, "w").video_formats or ()}
+    if not formats:  # the encoder does not say: I420, as for any FFmpeg video encoder of old
+        return INPUT_FORMATS[0]
+    return next((f for f in INPUT_FORMATS if f in formats), None)
+
+
 def _open_failure(choice: EncoderChoice, size: tuple[int, int], rate: Fraction) -> str | None:
-    """Why `choice` cannot encode here, or None: open it and encode one picture of the real size."""
+    """Why `choice` cannot encode here, or None: open it and encode one picture of the real size, in the format
+    the writer would hand it (`input_format`)."""
     import av
 
     if choice.name not in av.codecs_available:
         return "is not in this PyAV/FFmpeg build"
+    pix_fmt = input_format(choice.name)
+    if pix_fmt is None:
+        formats = ", ".join(f.name for f in av.Codec(choice.name, "w").video_formats)
+        return f"takes only {formats} frames (in GPU memory), which PyAV cannot hand an encoder"
     try:
         ctx = av.CodecContext.create(choice.name, "w")
-        ctx.width, ctx.height, ctx.pix_fmt = size[0], size[1], "yuv420p"
+        ctx.width, ctx.height, ctx.pix_fmt = size[0], size[1], pix_fmt
         ctx.time_base, ctx.framerate = 1 / rate, rate
         ctx.options = dict(choice.options)
         ctx.open()
         # Some drivers open a session and fail only on the first picture (no free NVENC session, a hung device).
-        picture = av.VideoFrame(size[0], size[1], "yuv420p")
+        picture = av.VideoFrame(size[0], size[1], pix_fmt)
         picture.pts = 0
         ctx.encode(picture)
         ctx.encode(None)

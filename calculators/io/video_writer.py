@@ -145,13 +145,7 @@ class VideoWriterCalculator(Calculator):
         # ms at 720p): this conversion was a quarter of the writer's time.
         import cv2
 
-        i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
-        # The I420 array is new and never written again, so the frame may wrap it instead of copying it in
-        # (from_ndarray copies plane by plane: 0.5 ms at 1080p); the encoded bytes are the same. PyAV 18 wraps
-        # heights of 4n+2 as 4n (the planes then start in the wrong place): those are copied.
-        out = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
-        if out.height != image.shape[0]:
-            out = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        out = encoder_frame(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), self._stream.pix_fmt)
         out.pts = self._count  # constant frame rate: the time base is one frame
         self._count += 1
         self._mux_video(self._stream.encode(out))
@@ -215,7 +209,7 @@ class VideoWriterCalculator(Calculator):
                                   "must name a container (.mp4, .mkv), or set format: mp4") from exc
         try:
             stream = container.add_stream(encoder.name, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = width, height, encoder.pix_fmt
             stream.time_base = 1 / rate
             cc = stream.codec_context
             # swscale's RGB->YUV is BT.601 limited range; say so, or players guess BT.709 for HD and shift colours.
@@ -283,6 +277,26 @@ class VideoWriterCalculator(Calculator):
             pass  # never created: PyAV opens the file with the first packet
         except OSError as exc:
             log.warning("%s: cannot cut the file back to its last whole packet: %s", self._path, exc)
+
+
+def encoder_frame(i420: np.ndarray, pix_fmt: str):
+    """A PyAV frame of `i420` (OpenCV's I420 layout: Y rows, then U, then V) as `pix_fmt` (yuv420p or nv12)."""
+    import av
+
+    if pix_fmt == "nv12":  # Quick Sync: the same Y plane, then U and V interleaved
+        height, width = i420.shape[0] * 2 // 3, i420.shape[1]
+        chroma = i420[height:].reshape(2, height // 2, width // 2)
+        nv12 = np.empty_like(i420)
+        nv12[:height] = i420[:height]
+        nv12[height:].reshape(height // 2, width // 2, 2)[:] = np.moveaxis(chroma, 0, -1)
+        return av.VideoFrame.from_ndarray(nv12, format="nv12")
+    # The I420 array is new and never written again, so the frame may wrap it instead of copying it in
+    # (from_ndarray copies plane by plane: 0.5 ms at 1080p); the encoded bytes are the same. PyAV 18 wraps
+    # heights of 4n+2 as 4n (the planes then start in the wrong place): those are copied.
+    frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+    if frame.height != i420.shape[0] * 2 // 3:
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+    return frame
 
 
 class _AudioCopier:

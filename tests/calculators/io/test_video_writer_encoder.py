@@ -15,7 +15,8 @@ from pipelines.types import Frame
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from calculators.io.video_encoder import HARDWARE_H264  # noqa: E402
+from calculators.io.video_encoder import HARDWARE_H264, INPUT_FORMATS, input_format  # noqa: E402
+from calculators.io.video_writer import encoder_frame  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 LOGGER = "framegraph.io.video_writer"
@@ -84,6 +85,23 @@ def test_lossless_output_is_exactly_the_i420_of_the_input(tmp_path, height):
         decoded = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
     expected = [cv2.cvtColor(f.image, cv2.COLOR_RGB2YUV_I420) for f in frames]
     assert len(decoded) == 4 and all(np.array_equal(a, b) for a, b in zip(decoded, expected, strict=True))
+
+
+@pytest.mark.parametrize("height", [120, 122])
+def test_pictures_reach_the_encoder_unchanged_as_i420_and_as_nv12(height):
+    i420 = cv2.cvtColor(moving_frames(width=102, height=height, count=1)[0].image, cv2.COLOR_RGB2YUV_I420)
+    for pix_fmt in INPUT_FORMATS:
+        frame = encoder_frame(i420, pix_fmt)
+        assert frame.format.name == pix_fmt and (frame.width, frame.height) == (102, height)
+        assert np.array_equal(frame.to_ndarray(format="yuv420p"), i420), pix_fmt  # NV12 -> I420 is a reshuffle
+
+
+def test_each_encoder_gets_a_picture_format_it_takes():
+    assert input_format("libx264") == "yuv420p"
+    if "h264_qsv" in av.codecs_available:
+        assert input_format("h264_qsv") == "nv12"  # Quick Sync takes no I420: opening with it would always fail
+    if "h264_nvenc" in av.codecs_available:
+        assert input_format("h264_nvenc") == "yuv420p"
 
 
 @pytest.mark.parametrize("option, message", [
