@@ -39,8 +39,8 @@ class VideoWriterCalculator(Calculator):
     frame. The file is created on the first frame (its size is known then); a run with no frames writes
     nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
 
-    Encoder (defaults: codec h264 = libx264, preset veryfast, crf 23, threads 0 = x264 picks, about 1.5 per
-    core): `--set video_writer.preset=ultrafast` trades size for speed (docs/benchmarks.md measures the
+    Encoder (defaults: codec h264 = libx264, preset veryfast, crf 23, threads 0 = x264 picks; PyAV's slice
+    threads): `--set video_writer.preset=ultrafast` trades size for speed (docs/benchmarks.md measures the
     presets). `codec: auto` or `h264_nvenc` / `h264_qsv` / `h264_vaapi` uses that hardware encoder when the
     FFmpeg build has it and it opens on this machine, else libx264 with one log line saying why
     (`allow_fallback: false`: an error instead); see video_encoder.py.
@@ -209,7 +209,7 @@ class VideoWriterCalculator(Calculator):
             cc = stream.codec_context
             # swscale's RGB->YUV is BT.601 limited range; say so, or players guess BT.709 for HD and shift colours.
             cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 6, 6, 6
-            cc.thread_count = encoder.threads  # 0: the encoder picks (x264: 1.5 per core), as in a plain PyAV loop
+            cc.thread_count = encoder.threads  # 0: the encoder picks, as in a plain PyAV loop
             cc.gop_size = max(1, round(2 * fps))  # a keyframe every 2 s: quick seeking, quick recovery from damage
             cc.options = dict(encoder.options)
             if self._audio is not None:
