@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .api import GraphCollector, graph_json, sources_json, stats_json
 from .frames import VideoFeed
@@ -171,6 +171,12 @@ class LiveServer:
         if self._active >= self.options.max_connections:
             return _error(503, f"too many connections (at most {self.options.max_connections})")
         token = self.options.token
+        if token is None and not self._host_allowed(request):
+            # Without a token only loopback is served; a page elsewhere whose name resolves to 127.0.0.1 (DNS
+            # rebinding) sends its own name as Host and is refused.
+            return _error(403, f"Host '{request.host}' is not this server's loopback address")
+        if request.path == "/ws" and not _same_origin(request):
+            return _error(403, "a WebSocket from another site's page is refused")
         if token is not None and not _token_matches(request, token):
             if request.path == "/":
                 return web.Response(status=401, content_type="text/html", headers=PAGE_HEADERS,
@@ -189,6 +195,10 @@ class LiveServer:
             raise
         finally:
             self._active -= 1
+
+    def _host_allowed(self, request) -> bool:
+        host = _hostname(request.host)
+        return host in ("localhost", "127.0.0.1", "::1", self.options.host) or host.startswith("127.")
 
     # ---------------------------------------------------------------- the page
     async def _page(self, request):
@@ -302,6 +312,23 @@ def _token_matches(request, token: str) -> bool:
     auth = request.headers.get("Authorization", "")
     given = auth[7:].strip() if auth.startswith("Bearer ") else request.query.get("token")
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _hostname(host_header: str) -> str:
+    """The name in a Host header without its port (``[::1]:8080`` -> ``::1``)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _same_origin(request) -> bool:
+    """Browsers send Origin with a WebSocket handshake; WebSockets are not bound by CORS, so a page on another
+    site could otherwise read the figures. No Origin: not a browser (a script), nothing to protect."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
 def _error(status: int, message: str):

@@ -115,3 +115,9 @@ def test_a_port_in_use_is_one_readable_error_and_stops_the_graph(tmp_path):
         code, stderr = RunGraph(graph_file(tmp_path, seconds=30), "--serve", f"127.0.0.1:{port}").wait()
     assert code == 1, stderr
     assert f"error: --serve 127.0.0.1:{port}: cannot listen there" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_serve_does_not_go_with_a_batch_run(tmp_path):
+    code, stderr = RunGraph(graph_file(tmp_path, seconds=1), "--serve", "--output-dir", tmp_path / "out").wait()
+    assert code == 2 and "error: --serve shows one running graph; it does not go with --output-dir" in stderr

@@ -242,3 +242,47 @@ def test_a_port_in_use_is_one_readable_error(running_graph, live):
 
     with pytest.raises(ServeError, match=rf"--serve 127.0.0.1:{live.port}: cannot listen there"):
         start_server(running_graph, ServeOptions(port=live.port), ["shown_video"])
+
+
+# ---------------------------------------------------------------- other sites, limits
+
+
+def test_another_host_name_is_refused_without_a_token(live):
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 sends its own name as Host."""
+    assert get(live.url + "api/stats", headers={"Host": "evil.example:80"})[0] == 403
+    assert get(live.url + "api/stats", headers={"Host": f"localhost:{live.port}"})[0] == 200
+
+
+def test_a_websocket_from_another_sites_page_is_refused(live):
+    import asyncio
+
+    import aiohttp
+
+    async def handshake(origin: str):
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(live.url + "ws", headers={"Origin": origin}) as ws:
+                    return json.loads((await ws.receive(timeout=5)).data)["type"]
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    assert asyncio.run(handshake("http://evil.example")) == 403
+    assert asyncio.run(handshake(f"http://127.0.0.1:{live.port}")) == "stats"
+
+
+def test_connections_beyond_the_limit_get_503(running_graph):
+    server = serve(running_graph, max_connections=2)
+    parts = urlsplit(server.url)
+    held = []
+    try:
+        for _ in range(2):  # two viewers hold their responses open
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            connection.request("GET", "/video/shown_video")
+            assert connection.getresponse().status == 200
+            held.append(connection)
+        status, _, body = get(server.url + "api/stats")
+        assert status == 503 and "too many connections" in json.loads(body)["error"]
+    finally:
+        for connection in held:
+            connection.close()
+        server.stop()

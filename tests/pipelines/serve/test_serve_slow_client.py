@@ -38,7 +38,7 @@ def test_a_stuck_viewer_costs_the_graph_nothing():
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     parts = urlsplit(server.url)
     stuck.connect((parts.hostname, parts.port))
-    stuck.sendall(b"GET /video/shown_video HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read a byte
+    stuck.sendall(b"GET /video/shown_video HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never read a byte
     feed = server.feeds["shown_video"]
     healthy: list = []
     sends: list[float] = []
