@@ -422,3 +422,107 @@ def test_http_mjpeg_from_ffmpeg_restarted_on_the_same_port(caplog):
     assert any("connection lost" in m for m in lines) and "reconnected after" in lines[-1], lines
     assert increasing([p.timestamp for p in packets])
     assert packets[-1].payload.image.shape == (240, 320, 3) and packets[0].payload.live
+
+
+# ------------------------------------------------------------------------------ other protocols, Ctrl-C
+
+def _ffmpeg(*args) -> "subprocess.Popen":
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+    return subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", *map(str, args)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_udp_mpegts_sender_restarted(caplog):
+    """A live MPEG-TS over UDP: nothing tells the receiver the sender died, so only the read timeout can."""
+    from media import astronaut_pan_clip, require
+
+    caplog.set_level(logging.WARNING)
+    port = free_port()
+    send = ("-re", "-stream_loop", "-1", "-i", require(astronaut_pan_clip), "-an", "-c:v", "libx264", "-preset",
+            "ultrafast", "-tune", "zerolatency", "-g", "10", "-f", "mpegts", f"udp://{HOST}:{port}?pkt_size=1316")
+    sender = _ffmpeg(*send)
+    try:
+        text = network_graph(f"udp://{HOST}:{port}", read_timeout_s=1, reconnect_delay_s=0.2,
+                             reconnect_max_delay_s=0.5)
+        handle = Graph.from_string(text).start(outputs=["video"])
+        got = Collector(handle)
+        got.wait_for(10)
+        sender.kill()
+        sender.wait(5)
+        before = len(got.packets)
+        time.sleep(2.0)
+        sender = _ffmpeg(*send)
+        got.wait_for(before + 10)
+        packets = got.finish()
+    finally:
+        sender.kill()
+        sender.wait(5)
+    lines = cam_lines(caplog)
+    assert any("connection lost: no data for 1 s (read timeout)" in m for m in lines), lines
+    assert "reconnected after" in lines[-1], lines
+    stamps = [p.timestamp for p in packets]
+    assert increasing(stamps) and max(b - a for a, b in itertools.pairwise(stamps)) >= 2_000_000
+
+
+@pytest.mark.slow
+def test_hls_playlist_of_known_length_ends_at_its_end(tmp_path, caplog):
+    import functools
+    import http.server
+
+    from media import astronaut_pan_clip, require
+
+    caplog.set_level(logging.WARNING)
+    segmenter = _ffmpeg("-i", require(astronaut_pan_clip), "-t", "1.2", "-an", "-c:v", "libx264", "-preset",
+                        "ultrafast", "-g", "12", "-f", "hls", "-hls_time", "0.5", "-hls_playlist_type", "vod",
+                        tmp_path / "v.m3u8")
+    assert segmenter.wait(30) == 0
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((HOST, 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        graph = Graph.from_string(network_graph(f"http://{HOST}:{server.server_port}/v.m3u8"))
+        handle = graph.start(outputs=["video"])
+        packets = list(handle.outputs("video"))
+        assert handle.wait(10)
+    finally:
+        server.shutdown()
+    assert 20 <= len(packets) <= 30 and packets[0].payload.live and packets[0].payload.fps == 25.0
+    assert increasing([p.timestamp for p in packets])
+    assert cam_lines(caplog) == [] and handle.stats.row("cam").status == "ended"
+
+
+def test_ctrl_c_during_a_backoff_exits_at_once(tmp_path):
+    import signal
+    import subprocess
+
+    url = f"rtsp://{HOST}:{free_port()}/cam"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines", "face_detect", "--source", url, "--no-display",
+                                 "--detections", str(tmp_path / "faces.jsonl"), "--set",
+                                 "source.reconnect_delay_s=30", "--set", "source.reconnect_max_delay_s=30",
+                                 "--set", "source.reconnect_jitter=0"],
+                                cwd=REPO, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "retrying in 30.0 s (attempt 2)" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130, log.read_text()
+        assert time.monotonic() - start < 2.0, "Ctrl-C waited for the backoff"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in log.read_text()
+    assert (tmp_path / "faces.jsonl").exists()
