@@ -29,6 +29,7 @@ processes run at once. What a user can rely on (the semantics of Ray's actors, o
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -83,11 +84,22 @@ def check_node(cls: type, options: Any) -> list[str]:
         faults.append(f"{cls.__name__} is defined in an interactive session or 'python -c', so a worker process "
                       "cannot import it; define it in a module")
     try:
-        pickle.dumps(options)
+        pack_options(options)
     except Exception as exc:
         faults.append(f"its options cannot be sent to a worker process (they must pickle): {type(exc).__name__}: "
                       f"{exc}")
     return faults
+
+
+def pack_options(options: Any) -> tuple[str, bytes]:
+    """A node's options for the worker: pickled whole, or, for an Options class that cannot be found by name (the
+    one ``@calculator`` makes for a function), as its field values, which the worker passes to the class it finds."""
+    try:
+        return "object", pickle.dumps(options)
+    except Exception:
+        if not dataclasses.is_dataclass(options):
+            raise
+        return "fields", pickle.dumps({f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
 class ProcessPool:
@@ -251,7 +263,7 @@ class RemoteCalculator:
             except Exception as exc:
                 unsent[name] = f"it does not pickle ({type(exc).__name__}: {exc})"
         message = ("open", self.key, self.cls.__module__, self.cls.__qualname__, self.calculator_name,
-                   ctx.calculator_name, pickle.dumps(self.options), pickle.dumps((sent, unsent)))
+                   ctx.calculator_name, pack_options(self.options), pickle.dumps((sent, unsent)))
         workers = self.pool.workers(self.hosts)
         for w in workers:  # all at once: each may load a model
             w.lock.acquire()

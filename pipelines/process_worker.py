@@ -3,7 +3,7 @@
 Started with the 'spawn' start method by `process_executor.ProcessPool` (a fresh interpreter: nothing of the
 parent's threads or locks comes along). It receives requests on a pipe, one at a time, and answers each:
 ``("open", node, ...)`` builds the node's calculator from its class (imported by module and name, as in the
-parent) and its options (pickled: they are small), and calls ``open``; ``("call", node, method, ...)`` runs
+parent) and its options (pickled: they are small; see `process_executor.pack_options`), and calls ``open``; ``("call", node, method, ...)`` runs
 ``process`` or ``close`` on it, its inputs and outputs crossing through shared memory (`shared_frames`).
 
 A worker ignores SIGINT and SIGTERM: Ctrl-C in a terminal reaches the whole process group, and the run-graph
@@ -153,7 +153,8 @@ def _serve(request: tuple, instances: dict, runner: _RunnerView, events: _Events
             cls = find_class(module, qualname, name)
             node = SimpleNamespace(name=key, calculator_name=calculator_name, runner=runner,
                                    stats=_StatsView(runner.events))
-            options = pickle.loads(options)
+            how, packed = options
+            options = pickle.loads(packed) if how == "object" else cls.Options(**pickle.loads(packed))
             calc = cls(options)
             ctx = CalculatorContext(node, options, _SideInputs(*pickle.loads(side_inputs)))
             outbox = ctx.begin(None, {})

@@ -29,14 +29,10 @@ TESTS = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "plugins"), os.environ.get("PYTHONPATH", "")])}
 
 
-def graph(node: str, processes: int = 2, outputs=("out",)) -> Graph:
-    return Graph.from_string(textwrap.dedent(f"""
-        inputs: [n]
-        outputs: [{", ".join(outputs)}]
-        executors: {{heavy: {{processes: {processes}}}}}
-        nodes:
-          - {node}
-    """), "process_test.yaml")
+def graph(*nodes: str, processes: int = 2, outputs=("out",)) -> Graph:
+    return Graph.from_string(f"inputs: [n]\noutputs: [{', '.join(outputs)}]\n"
+                             f"executors: {{heavy: {{processes: {processes}}}}}\nnodes:\n"
+                             + "".join(f"  - {node}\n" for node in nodes), "process_test.yaml")
 
 
 def our_blocks(pid: int = None) -> list[str]:
@@ -88,10 +84,13 @@ def test_stateless_node_runs_calls_in_parallel_workers_and_emits_in_order():
 
 def test_stateful_node_lives_in_one_worker_with_its_options_side_inputs_logs_and_problems(caplog):
     g = graph("{calculator: CountInWorker, name: count, inputs: {IN: n}, outputs: {OUT: out}, executor: heavy, "
-              "options: {label: tally}}")
+              "options: {label: tally}}",
+              "{calculator: TripleInWorkerCalculator, name: triple, inputs: {IN: n}, outputs: {OUT: tripled}, "
+              "executor: heavy, options: {factor: 4}}", outputs=("out", "tripled"))
     with caplog.at_level(logging.INFO, logger="framegraph"):
-        out = g.run(inputs={"n": range(25)}, outputs=["out"], timeout=30,
-                    side_inputs={"greeting": "hi", "callback": lambda p: None})["out"]  # the lambda stays behind
+        result = g.run(inputs={"n": range(25)}, outputs=["out", "tripled"], timeout=30,
+                       side_inputs={"greeting": "hi", "callback": lambda p: None})  # the lambda stays behind
+    out = result["out"]
     seen = [p.payload for p in out]
     assert [s[0] for s in seen] == list(range(1, 26))  # one instance saw every packet, in order
     assert len({s[1] for s in seen}) == 1 and seen[0][1] != os.getpid()
@@ -99,6 +98,9 @@ def test_stateful_node_lives_in_one_worker_with_its_options_side_inputs_logs_and
     assert any(r.name == "framegraph.count" and f"opened tally in process {seen[0][1]}" in r.getMessage()
                for r in caplog.records)
     assert g.last_problems == ['node "count": closed after 25 packets']
+    tripled = [p.payload for p in result["tripled"]]
+    assert [t[0] for t in tripled] == [n * 4 for n in range(25)]
+    assert {t[1] for t in tripled} - {seen[0][1], os.getpid()}  # the least loaded worker: the other one
 
 
 def test_frames_and_arrays_round_trip_bit_exact_through_shared_memory():

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import Calculator, Input, Output, register_calculator
+from pipelines import Calculator, Input, Output, calculator, register_calculator
 from pipelines.types import Frame
 
 
@@ -149,6 +149,12 @@ class DieAtCalculator(Calculator):
         if ctx.timestamp == self.options.at:
             os.kill(os.getpid(), signal.SIGKILL)
         ctx.send(self.OUT, ctx.get(self.IN))
+
+
+@calculator(replace=True)
+def triple_in_worker(IN: int, *, factor: int = 3) -> tuple:
+    """A function calculator: its class is found in the worker by its registered name, once this module is in."""
+    return IN * factor, os.getpid()
 
 
 for _cls in (BusyCalculator, CountInWorker, EchoCalculator, FailAtCalculator, DieAtCalculator):
