@@ -1,9 +1,10 @@
 """graphs/hands.yaml against MediaPipe 0.10.21's own Hands solution (video mode, default options) on the cup clip,
 with issue 9's criteria: the same number of hands per frame, and each hand's mean landmark distance within 5% of
 its size (the diagonal of its landmarks' box) on at least 98% of frames. The reference is
-tests/data/mediapipe_solutions/cup_hands_hands.jsonl.gz (scripts/make_mediapipe_solution_reference.py). Measured
-here: 217 frames, counts equal 100%, agree 99.1%, error median 0.45%; the two frames over 5% are where the hand
-turns and MediaPipe's own handedness flips from frame to frame."""
+tests/data/mediapipe_solutions/<clip>_hands.jsonl.gz (scripts/make_mediapipe_solution_reference.py). Measured
+here on the cup clip: 217 frames, counts equal 100%, agree 99.1%, error median 0.45%; the two frames over 5% are
+where the hand turns and MediaPipe's own handedness flips from frame to frame. grace_hopper_pan: counts 100%,
+agree 98.9%, 26 pairs, median 0.48%."""
 import numpy as np
 import pytest
 
@@ -31,10 +32,17 @@ def _graph_rows(clip) -> list[dict]:
     return rows
 
 
-def test_hands_graph_matches_mediapipe_on_the_cup_clip():
-    clip = media.require(media.cup_hands_clip)
-    reference = sm.read_jsonl(media.SOLUTIONS_REFERENCE_DIR / "cup_hands_hands.jsonl.gz")
+# The cup clip has one hand throughout; MediaPipe also "finds" hands on grace_hopper_pan's medals on 26 frames,
+# which the graph reproduces; the others have none.
+CLIPS = {"cup_hands": media.cup_hands_clip, "grace_hopper_pan": media.grace_hopper_pan_clip,
+         "astronaut_pan": media.astronaut_pan_clip, "carphone": media.carphone_clip, "bikes": media.bikes_clip}
+
+
+@pytest.mark.parametrize("name", list(CLIPS))
+def test_hands_graph_matches_mediapipe(name):
+    clip = media.require(CLIPS[name])
+    reference = sm.read_jsonl(media.SOLUTIONS_REFERENCE_DIR / f"{name}_hands.jsonl.gz")
     summary = sm.summarize(sm.compare_frames(reference, _graph_rows(clip)))
     assert summary.count_agreement >= 0.98, summary.line()
     assert summary.agreement >= 0.98, summary.line()
-    assert summary.median_error < 0.01, summary.line()
+    assert summary.pairs == 0 or summary.median_error < 0.01, summary.line()
