@@ -17,6 +17,8 @@ processes run at once. What a user can rely on (the semantics of Ray's actors, o
   can be), and the graph's side inputs, pickled at open. ``open``, ``process`` and ``close`` all run there.
 - Inputs and outputs cross through shared memory (`shared_frames`): numpy arrays, bare or inside a `Frame` or any
   other packet, are copied into a block and out of it, never pickled; the rest of a packet is pickled (small).
+  Packets arrive as copies: a sentinel that others compare with ``is`` must pickle as itself (``__reduce__``
+  returning its global name). ``awaits_back_edges()`` is answered from what the instance said after its last call.
 - What the calculator logs on ``ctx.logger`` (a ``framegraph.*`` logger), ``ctx.report_problem``,
   ``ctx.set_status`` and ``ctx.stop_graph`` come back to the parent; ``ctx.stopping`` is the graph's state when the call was sent.
 - An exception in the worker fails the graph as on a thread (a CalculatorError naming the node, the method and
@@ -149,6 +151,7 @@ class _Worker:
     def __init__(self, pool: str, index: int, prefix: str, log_level: int):
         ctx = multiprocessing.get_context("spawn")
         self.pool = pool
+        self.index = index
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child, f"{prefix}w{index}", os.getpid(), log_level),
                                    daemon=True, name=f"framegraph-{pool}-{index}")
@@ -251,6 +254,7 @@ class RemoteCalculator:
         self.in_tags = list(resolved.cls.input_ports())
         self.instances: list[_Worker] = []
         self.free: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self.awaiting: dict[int, bool] = {}  # worker index -> its instance's awaits_back_edges() after its last call
 
     def open(self, ctx) -> None:
         # Side inputs are the whole graph's: one that does not pickle (a callback for a sink on a thread) stays
@@ -274,8 +278,8 @@ class RemoteCalculator:
         finally:
             for w in workers:
                 w.lock.release()
-        for reply, payload in replies:
-            self._apply(ctx, reply, payload)
+        for w, (reply, payload) in zip(workers, replies):
+            self._apply(ctx, reply, payload, w)
         self.instances = workers
         for w in workers:
             self.free.put(w)
@@ -290,7 +294,7 @@ class RemoteCalculator:
                 reply, payload = worker.receive()
         finally:
             self.free.put(worker)
-        return self._apply(ctx, reply, payload)
+        return self._apply(ctx, reply, payload, worker)
 
     def close(self, ctx) -> None:
         failures = []
@@ -304,13 +308,17 @@ class RemoteCalculator:
                         failures.append(exc)
                     continue  # after a failure: the instance died with its worker, nothing to close
             try:
-                self._apply(ctx, reply, payload)
+                self._apply(ctx, reply, payload, w)
             except Exception as exc:
                 failures.append(exc)
         if failures:
             raise failures[0]
 
-    def _apply(self, ctx, reply: tuple, payload: Any) -> Any:
+    def awaits_back_edges(self) -> bool:
+        """What the instances said after their last calls (the scheduler asks under its lock: no round trip)."""
+        return any(self.awaiting.values())
+
+    def _apply(self, ctx, reply: tuple, payload: Any, worker: "_Worker") -> Any:
         """Replay what the call did: its log records, problems and stop request, then its outputs or its error."""
         for event in reply[-1]:
             if event[0] == "log":
@@ -321,6 +329,8 @@ class RemoteCalculator:
                 self.runner.request_stop()
             elif event[0] == "status":
                 ctx.set_status(event[1])
+            elif event[0] == "awaits":
+                self.awaiting[worker.index] = event[1]
         if reply[0] == "error":
             raise _rebuild(reply)
         outbox, result = payload

@@ -22,7 +22,7 @@ import traceback
 from types import SimpleNamespace
 from typing import Any
 
-from .calculator import CalculatorContext
+from .calculator import Calculator, CalculatorContext
 from .errors import PipelineError
 from .packet import Stop
 from .shared_frames import SharedReader, SharedWriter
@@ -146,7 +146,6 @@ def worker_main(conn, prefix: str, parent_pid: int, log_level: int) -> None:
 def _serve(request: tuple, instances: dict, runner: _RunnerView, events: _Events, writer: SharedWriter,
            reader: SharedReader) -> tuple:
     op, key = request[0], request[1]
-    method = "open"
     try:
         if op == "open":
             _, _, module, qualname, name, calculator_name, options, side_inputs = request
@@ -172,6 +171,9 @@ def _serve(request: tuple, instances: dict, runner: _RunnerView, events: _Events
                 result = (calc.close if method == "close" else calc.process)(ctx)
             except Stop:
                 result = Stop
+        if type(calc).awaits_back_edges is not Calculator.awaits_back_edges:
+            # The scheduler asks under its lock, so the parent answers from the state after the last call.
+            events.items.append(("awaits", bool(calc.awaits_back_edges())))
         return ("ok", writer.encode((outbox, result)), events.take())
     except Exception as exc:
         text = traceback.format_exc()
