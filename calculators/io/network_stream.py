@@ -59,11 +59,12 @@ class NetworkStream:
         self.name = f"video source '{url}'"
         # TCP for RTSP: UDP loses packets on busy networks and shows up as smeared frames, not as errors. Half a
         # second of probing finds a camera's video (FFmpeg's default of 5 s took 2 s per reconnect over RTSP).
-        defaults = {"analyzeduration": "500000"} | ({"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {})
+        defaults = {"analyzeduration": "500000"}
+        if url.lower().startswith("rtsp"):
+            defaults["rtsp_transport"] = "tcp"
         self.options = defaults | dict(options)
         self.status = "connecting"
         self.fps = 0.0
-        self.losses = 0  # connections lost or refused, for the tests and the stats
         self._container = self._packets = None
         self._failures = 0  # consecutive failed attempts; 0 while streaming
         self._lost_at: float | None = None
@@ -198,7 +199,6 @@ class NetworkStream:
     def _retry(self, what: str, halted: threading.Event) -> bool:
         """Log the failure, wait out the backoff; False if halted meanwhile. Raises when the policy gives up."""
         self._failures += 1
-        self.losses += 1
         if self._lost_at is None:
             self._lost_at = time.monotonic()
         if self.policy.gives_up_after(self._failures):
