@@ -219,3 +219,25 @@ def test_ctrl_c_during_a_backoff_exits_at_once(tmp_path):
             proc.kill()
     assert "Traceback" not in log.read_text()
     assert (tmp_path / "faces.jsonl").exists()
+
+
+def test_reconnects_leak_no_file_descriptors_or_threads():
+    """Many losses and reconnections (a camera that stalls after 3 pictures, every time): each connection's socket
+    and the capture thread are gone once the graph has stopped."""
+    import os
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    server = StallingMjpegServer(frames=3, streams=1000)
+    fds, threads = open_fds(), threading.active_count()
+    handle = Graph.from_string(network_graph(server.url, read_timeout_s=0.15, reconnect_delay_s=0.01,
+                                             reconnect_max_delay_s=0.01)).start(outputs=["video"])
+    deadline = time.monotonic() + 10
+    while server.clients < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    handle.stop()
+    assert handle.wait(5) and server.clients >= 6
+    server.close()  # its own ends of the connections
+    assert threading.active_count() <= threads
+    assert open_fds() <= fds, "sockets left open after reconnecting"
