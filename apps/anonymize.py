@@ -8,7 +8,8 @@ kept); each image OUT_DIR/<name>_anonymized.<ext>. A folder stands for the video
 Files run in parallel (--jobs N, each in a process of its own; pipelines/batch*.py, as `run-graph --output-dir`
 runs them): one progress bar, one line per finished or failed file. An output appears under its name only when
 complete; OUT_DIR/manifest.jsonl records every file, so running the same command again skips what is done and
-redoes what failed, changed or was interrupted. A failing file is retried (--retries), then reported in one
+redoes what failed, changed or was interrupted. With --ray the files run as tasks of a Ray cluster instead, and
+--out-dir may be an fsspec URL (s3://bucket/out). A failing file is retried (--retries), then reported in one
 line, and the others still run. Exit code: 0 all done, 1 some file failed or was damaged, 2 bad arguments
 (nothing to do), 130 interrupted (the files in progress are removed; run again to resume).
 """
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "  python apps/anonymize.py videos/ photos/ --out-dir out/ --mode pixelate",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video or image files, or folders of them")
-    p.add_argument("--out-dir", required=True, type=Path, help="where the anonymized files go (created)")
+    p.add_argument("--out-dir", required=True, help="where the anonymized files go (created): a folder, or an fsspec "
+                                                   "URL such as s3://bucket/out (needs framegraph[remote])")
     p.add_argument("--mode", choices=("blur", "pixelate", "fill"), default="blur", help="how faces are hidden")
     p.add_argument("--shape", choices=("ellipse", "rect"), default="ellipse", help="the region hidden per face")
     p.add_argument("--padding", type=float, help="grow face boxes by this fraction per side (graph: 0.2)")
@@ -45,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, metavar="N", help="files at once, each in a process of its own "
                                                                "(default: as many as the cores allow)")
     p.add_argument("--retries", type=int, default=1, metavar="N", help="attempts after a failure (default 1)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run each file as a Ray task: auto, HOST:PORT, ray://host:10001, or a local cluster when "
+                        "omitted (needs framegraph[ray])")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="each file's nodes share N threads (1: the most files per second with --jobs = cores)")
     p.add_argument("--verbose", "-v", action="store_true", help="the graph's own log lines")
     return p
 
@@ -59,27 +66,31 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: nothing to anonymize", file=sys.stderr)
         return EXIT_USAGE
-    if args.jobs is not None and args.jobs < 1 or args.retries < 0:
-        print("error: --jobs must be at least 1 and --retries at least 0", file=sys.stderr)
+    if args.jobs is not None and args.jobs < 1 or args.retries < 0 or args.threads is not None and args.threads < 1:
+        print("error: --jobs and --threads must be at least 1 and --retries at least 0", file=sys.stderr)
         return EXIT_USAGE
-    from pipelines import GraphConfigError, GraphValidationError
+    from pipelines import EngineUnavailableError, GraphConfigError, GraphValidationError
     from pipelines.batch import item_for
-    from pipelines.batch_driver import default_jobs, run_batch
+    from pipelines.batch_driver import cores_per_file, default_jobs, run_batch
     from pipelines.batch_job import check_job
-    from pipelines.batch_local import LocalPool
-    from pipelines.batch_store import LocalStore
+    from pipelines.batch_store import open_store
 
-    out_dir = args.out_dir.resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     items = [item_for(src, str(src), {"output": name}) for src, name in plan(files)]
     try:
-        spec = job_spec(args, LocalStore(out_dir))
+        spec = job_spec(args, open_store(args.out_dir))
         config = check_job(spec, items[0])  # the same for every file: stop here
-    except (GraphConfigError, GraphValidationError) as exc:
+        if args.ray:
+            from pipelines.batch_ray import RayPool
+
+            backend = RayPool(spec, args.ray, args.jobs, cores_per_file(config, spec.threads))
+        else:
+            from pipelines.batch_local import LocalPool
+
+            backend = LocalPool(spec, min(args.jobs or default_jobs(config, len(items), spec.threads), len(items)))
+    except (GraphConfigError, GraphValidationError, EngineUnavailableError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    jobs = min(args.jobs or default_jobs(config, len(items)), len(items))
-    summary = run_batch(items, spec, LocalPool(spec, jobs), args.retries)
+    summary = run_batch(items, spec, backend, args.retries)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     print(f"{len(files) - summary.failed} of {len(files)} files anonymized into {args.out_dir}"
@@ -106,7 +117,8 @@ def job_spec(args, store=None):
     flags = (("engine", args.engine),) if args.engine else ()
     return JobSpec(str(graph.resolve()), tuple(overrides), flags,
                    fingerprint=fingerprint(graph.read_text(), args.overrides, sorted(settings.items()), flags),
-                   log_level=logging.INFO if args.verbose else logging.WARNING, store=store)
+                   log_level=logging.INFO if args.verbose else logging.WARNING, store=store,
+                   threads=args.threads or 0)
 
 
 def collect(inputs: list[str]) -> tuple[list[Path], list[str]]:

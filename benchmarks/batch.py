@@ -99,6 +99,7 @@ def main() -> int:
     p.add_argument("--files", type=int, default=8)
     p.add_argument("--loops", type=int, default=1, help="each file is the sample clip this many times over")
     p.add_argument("--detections-only", action="store_true", help="write the detections only (no video encoder)")
+    p.add_argument("--threads", type=int, help="run-graph --threads N in every run (nodes share N threads)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ray", metavar="ADDRESS", help="also run through this Ray cluster (auto, ray://host:10001)")
     p.add_argument("--ray-jobs", type=int, default=2, help="files at once on Ray (default 2)")
@@ -118,7 +119,7 @@ def main() -> int:
 
 
 def measure(args) -> int:
-    sets = [f"--set={o}" for o in args.overrides]
+    sets = [f"--set={o}" for o in args.overrides] + ([f"--threads={args.threads}"] if args.threads else [])
     work = Path(tempfile.mkdtemp(prefix="framegraph-batch-bench-"))
     src = work / "in"
     src.mkdir()

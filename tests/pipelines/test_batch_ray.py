@@ -112,6 +112,11 @@ try:
         else:
             frames[name] = len(fs.cat_file(path).splitlines())
     report["memory"] = {"done": summary.done, "failed": summary.failed, "files": frames}
+    app = subprocess.run([sys.executable, str(Path(sys.argv[3]) / "apps" / "anonymize.py"), str(src), str(src / "sub"),
+                          "--out-dir", str(out.parent / "app"),
+                          "--ray", "127.0.0.1:6392", "--jobs", "2"], capture_output=True, text=True, timeout=180)
+    report["app"] = {"rc": app.returncode, "stderr": app.stderr[-3000:],
+                     "files": sorted(p.name for p in (out.parent / "app").iterdir())}
 except Exception:
     for log in Path(temp).glob("session_latest/logs/ray_client_server*.err"):
         print(log.name, log.read_text()[-1500:], file=sys.stderr)
@@ -166,10 +171,12 @@ def test_ray_client_into_memory_and_a_local_cluster_into_a_file_url(tmp_path):
     make_clip(src / "sub" / "b.mp4", 9)
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
-    result = in_loopback_namespace(script, src, out)
+    result = in_loopback_namespace(script, src, out, Path(__file__).resolve().parents[2])
     assert "2 nodes, 2 CPUs" in result["client"]
     assert result["memory"] == {"done": 2, "failed": 0, "files": {
         "a.mp4": 6, "a.jsonl": 6, "sub/b.mp4": 9, "sub/b.jsonl": 9, "manifest.jsonl": 2}}
+    assert result["app"]["rc"] == 0, result["app"]["stderr"]
+    assert result["app"]["files"] == ["a_anonymized.mp4", "b_anonymized.mp4", "manifest.jsonl"]
     assert result["local"]["rc"] == 0, result["local"]["stderr"]
     assert "2 done, 0 failed" in result["local"]["stderr"]
     assert frames_in(out / "sub" / "b.mp4") == 9 and (out / MANIFEST_NAME).is_file()
