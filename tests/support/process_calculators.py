@@ -18,8 +18,9 @@ from pipelines.types import Frame
 
 
 class BusyCalculator(Calculator):
-    """Spins a pure-Python loop (`work` iterations, holding the GIL) and sleeps `sleep` s times 0, 1 or 2 by
-    timestamp (so a later call often ends first), then sends IN on with the worker's pid and when the call ran.
+    """Spins a pure-Python loop (`work` iterations, holding the GIL) and sleeps `sleep` s times 1, 2 or 0 for an
+    int IN of 0, 1, 2... (so a later call often ends first), then sends IN on with the worker's pid and when the
+    call ran.
     Stateless, so up to 8 calls may run at once.
 
     Ports: IN (Any) -> OUT ((payload, pid, start, end), wall-clock seconds)
@@ -40,7 +41,8 @@ class BusyCalculator(Calculator):
         for i in range(self.options.work):
             total += i * i
         if self.options.sleep:
-            time.sleep(self.options.sleep * ((ctx.timestamp + 1) % 3))
+            value = ctx.get(self.IN)
+            time.sleep(self.options.sleep * ((value + 1) % 3 if isinstance(value, int) else 1))
         ctx.send(self.OUT, (ctx.get(self.IN), os.getpid(), start, time.time()))
 
 
