@@ -173,7 +173,9 @@ NOTES = {
         "summary": "MediaPipe Selfie Segmentation, general model (`model_selection: 0`, the default): a person "
                    "mask for the whole frame.",
         "source_notes": ["Its last layer is MediaPipe's custom operator `Convolution2DTransposeBias`, which "
-                         "LiteRT runs through XNNPACK only; the converter writes it as `ConvTranspose` with bias."],
+                         "LiteRT runs through XNNPACK only. Its kernel equals its stride (2x2, stride 2), so the converter "
+                         "writes it as a 1x1 `Conv` to 4x the channels followed by `DepthToSpace` (the same sums; "
+                         "TVM cannot run `ConvTranspose`)."],
         "input": _SELFIE_INPUT,
         "outputs": {"segmentation": "person probability per pixel (the model ends in a sigmoid), resized to "
                                     "the frame by `TensorsToSegmentationCalculator` (`activation: NONE`)"},
@@ -185,7 +187,9 @@ NOTES = {
         "summary": "MediaPipe Selfie Segmentation, landscape model (`model_selection: 1`), faster and made for "
                    "16:9 frames.",
         "source_notes": ["Its last layer is MediaPipe's custom operator `Convolution2DTransposeBias`, which "
-                         "LiteRT runs through XNNPACK only; the converter writes it as `ConvTranspose` with bias."],
+                         "LiteRT runs through XNNPACK only. Its kernel equals its stride (2x2, stride 2), so the converter "
+                         "writes it as a 1x1 `Conv` to 4x the channels followed by `DepthToSpace` (the same sums; "
+                         "TVM cannot run `ConvTranspose`)."],
         "input": _SELFIE_INPUT,
         "outputs": {"segmentation": "person probability per pixel (the model ends in a sigmoid), resized to "
                                     "the frame by `TensorsToSegmentationCalculator` (`activation: NONE`)"},

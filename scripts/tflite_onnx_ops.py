@@ -94,8 +94,23 @@ class TfliteOps:
             pads = [0] * 4
         else:
             raise NotImplementedError(f"Convolution2DTransposeBias padding {padding}")
+        bias = self.consts[ins[2]].astype(np.float32)
+        if k == strides and k[0] == k[1] and not any(pads):
+            # Kernel == stride: every input pixel writes its own KxK block, so this is a 1x1 convolution to
+            # K*K*O channels then DepthToSpace (DCR: channel (a*K + b)*O + o goes to offset (a, b)). Same
+            # sums; runtimes without ConvTranspose (TVM's Relax VM) can run it.
+            out_ch, kh, kw, in_ch = w.shape
+            w1 = w.transpose(1, 2, 0, 3).reshape(kh * kw * out_ch, in_ch)[:, :, None, None]
+            name = self.tensor_name(outs[0])
+            conv = self.node("Conv", [self.nchw(ins[0]), self.const(self.tensor_name(ins[1]), w1),
+                                      self.const(self.tensor_name(ins[2]), np.tile(bias, kh * kw))],
+                             self.unique(name + "/blocks"), kernel_shape=[1, 1], strides=[1, 1],
+                             pads=[0] * 4, group=1)
+            self.node("DepthToSpace", [conv], name, blocksize=kh, mode="DCR")
+            self.acts[outs[0]] = (name, True)
+            return
         inputs = [self.nchw(ins[0]), self.const(self.tensor_name(ins[1]), w.transpose(3, 0, 1, 2)),
-                  self.const(self.tensor_name(ins[2]), self.consts[ins[2]].astype(np.float32))]
+                  self.const(self.tensor_name(ins[2]), bias)]
         self.finish_nchw("ConvTranspose", inputs, outs[0], 0, kernel_shape=k, strides=strides,
                          pads=pads, group=1)
 

@@ -60,17 +60,22 @@ class TinyModel:
         dtype = fb.TensorType.INT32 if array.dtype == np.int32 else fb.TensorType.FLOAT32
         return self.tensor(array.shape, array, dtype)
 
-    def op(self, code: int, inputs, out_shape, options_type=0, options=None) -> int:
-        codes = [c.builtinCode for c in self.model.operatorCodes]
-        if code not in codes:
+    def op(self, code: int | str, inputs, out_shape, options_type=0, options=None) -> int:
+        """A builtin op (BuiltinOperator code) or a custom one (its name; `options` its raw option bytes)."""
+        key = (code, None) if isinstance(code, int) else (OP.CUSTOM, code.encode())
+        codes = [(c.builtinCode, c.customCode) for c in self.model.operatorCodes]
+        if key not in codes:
             c = fb.OperatorCodeT()
-            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, code, 1
+            c.builtinCode, c.deprecatedBuiltinCode, c.customCode, c.version = key[0], key[0], key[1], 1
             self.model.operatorCodes.append(c)
-            codes.append(code)
+            codes.append(key)
         out = self.tensor(out_shape)
         op = fb.OperatorT()
-        op.opcodeIndex, op.inputs, op.outputs = codes.index(code), np.array(inputs, np.int32), np.array([out], np.int32)
-        op.builtinOptionsType, op.builtinOptions = options_type, options
+        op.opcodeIndex, op.inputs, op.outputs = codes.index(key), np.array(inputs, np.int32), np.array([out], np.int32)
+        if isinstance(code, str):
+            op.customOptions = np.frombuffer(options, np.uint8)
+        else:
+            op.builtinOptionsType, op.builtinOptions = options_type, options
         self.g.operators.append(op)
         return out
 
@@ -89,11 +94,10 @@ def options(cls, **fields):
     return o
 
 
-def assert_onnx_matches_litert(path: Path, n_outputs: int):
+def assert_onnx_matches_litert(path: Path, n_outputs: int, resolver=litert.OpResolverType.BUILTIN_REF):
     names = [f"out{i}" for i in range(n_outputs)]
     model = TfliteToOnnx(path, names).convert("test", {}, "tiny", "test")
-    interp = litert.Interpreter(model_path=str(path),
-                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    interp = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     (inp,) = interp.get_input_details()
     x = np.random.default_rng(0).uniform(-2, 2, inp["shape"]).astype(np.float32)
@@ -157,6 +161,23 @@ def test_average_pool_same_padding_hard_swish_prelu_and_mul_by_a_constant(tmp_pa
                fb.MulOptionsT())
     sig = m.op(OP.LOGISTIC, [mul], [1, 4, 4, 3])
     assert_onnx_matches_litert(m.save(tmp_path / "pool.tflite", [x], [sig]), 1)
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_mediapipes_custom_transposed_convolution(tmp_path, kernel):
+    """Convolution2DTransposeBias, SAME padding, stride 2: kernel 2 becomes Conv + DepthToSpace, kernel 3 a
+    padded ConvTranspose. Only LiteRT's XNNPACK delegate implements the op, hence the AUTO resolver."""
+    import struct
+
+    m = TinyModel()
+    rng = np.random.default_rng(2)
+    x = m.tensor([1, 8, 8, 3])
+    weights = m.const(rng.normal(size=(4, kernel, kernel, 3)).astype(np.float32))  # O, KH, KW, I
+    bias = m.const(rng.normal(size=4).astype(np.float32))
+    same, stride = 1, 2  # TfLiteTransposeConvParams {padding, stride_width, stride_height}
+    y = m.op("Convolution2DTransposeBias", [x, weights, bias], [1, 16, 16, 4],
+             options=struct.pack("<3i", same, stride, stride))
+    assert_onnx_matches_litert(m.save(tmp_path / "tconv.tflite", [x], [y]), 1, litert.OpResolverType.AUTO)
 
 
 def _load_script(name: str):
