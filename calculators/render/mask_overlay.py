@@ -15,8 +15,8 @@ Color = tuple[int, int, int]
 class MaskOverlayCalculator(Calculator):
     """Tints the foreground of each frame with `color`: out = frame + (color - frame) * opacity * mask, so a
     pixel with probability 1 gets `opacity` of the colour and the background stays as it was (`invert: true`
-    tints the background instead). A frame without a MASK packet passes unchanged. The input frame is never
-    modified.
+    tints the background instead). A frame without a MASK packet, or any frame at opacity 0, passes unchanged.
+    The input frame is never modified.
 
     Ports:
         IMAGE (Frame), MASK (Mask, the frame's size) -> IMAGE (Frame)
@@ -48,7 +48,7 @@ class MaskOverlayCalculator(Calculator):
         frame, mask = ctx.get(self.IMAGE), ctx.get(self.MASK)
         if frame is None:
             return
-        if mask is None:
+        if mask is None or self.options.opacity == 0.0:
             ctx.send(self.OUT, frame)
             return
         weight = _weight_for(mask, frame)
