@@ -5,37 +5,122 @@ the image's width and height (MediaPipe's convention inside graphs); pixels only
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
 
 
+class _ConvertedOnRead:
+    """`Frame.image`: the RGB array given, or the frame's planes converted on first read (once, under a lock)."""
+
+    def __get__(self, frame, owner=None):
+        if frame is None:
+            return None  # the dataclass field's default: a frame made from planes has no RGB array yet
+        state = frame.__dict__
+        rgb = state["_rgb"]
+        if rgb is None:
+            with state["_lock"]:  # branches share frames: one converts, the others wait and reuse its array
+                rgb = state["_rgb"]
+                if rgb is None:
+                    import cv2  # only frames made from planes need it
+
+                    rgb = state["_rgb"] = cv2.cvtColor(state["_i420"], cv2.COLOR_YUV2RGB_I420)
+        return rgb
+
+    def __set__(self, frame, value):  # called by the dataclass's __init__ only (the frame is frozen)
+        frame.__dict__["_rgb"] = value
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One decoded image: HxWx3 uint8 RGB, with where it came from."""
+    """One decoded image: HxWx3 uint8 RGB (`image`), with where it came from.
 
-    image: np.ndarray
+    A frame may instead be made from the decoder's planes, `Frame(i420=buffer, ...)` or `Frame.from_yuv420p`:
+    one contiguous I420 buffer of shape (H * 3 / 2, W), uint8, BT.601 limited range (what H.264 files mostly
+    hold), H and W even. Then `image` is converted on first read with OpenCV's `COLOR_YUV2RGB_I420`, once, and
+    cached (thread-safe); nodes that never read it (a letterbox reading the planes, a writer encoding them)
+    cost no conversion. That conversion matches PyAV's `to_ndarray(format="rgb24")` (swscale) to within 1-2
+    levels on average; at sharp colour edges a pixel may differ by up to ~20 levels, since OpenCV repeats each
+    chroma sample where swscale interpolates (tests/pipelines/test_frame_yuv.py pins the bounds).
+
+    Frames are shared read-only between branches: a node that changes pixels makes a new frame
+    (`dataclasses.replace(frame, image=new_rgb)`), which holds RGB only; its planes no longer describe it. A node
+    with nothing to change sends the frame it got (copy on write), so it keeps its planes for the writer.
+    """
+
+    image: np.ndarray = _ConvertedOnRead()
     index: int = 0  # frame number in its source, from 0
     source: str = ""
     live: bool = False  # from a camera or network stream (may be dropped when the graph is behind)
     fps: float = 0.0  # the source's nominal frame rate, 0 if unknown
     total_frames: int = 0  # frames in the source if known, else 0
+    # Keyword only and not a stored field: `dataclasses.replace(frame, image=...)` must not carry old planes.
+    _: KW_ONLY
+    i420: InitVar[np.ndarray | None] = None
 
-    def __post_init__(self):
-        img = self.image
+    def __post_init__(self, i420):
+        state = self.__dict__
+        state["_lock"] = threading.Lock()
+        state["_i420"] = None
+        if i420 is not None:
+            if state["_rgb"] is not None:
+                raise ValueError("Frame: give image (RGB) or i420 (planes), not both")
+            if not isinstance(i420, np.ndarray) or i420.ndim != 2 or i420.dtype != np.uint8 \
+                    or i420.shape[0] % 3 or i420.shape[1] % 2 or not i420.flags.c_contiguous:
+                raise ValueError(f"Frame.i420: expected a contiguous (H*3/2, W) uint8 I420 buffer with H and W even, "
+                                 f"got shape {getattr(i420, 'shape', None)} dtype "
+                                 f"{getattr(i420, 'dtype', type(i420).__name__)}")
+            state["_i420"] = i420
+            return
+        img = state["_rgb"]
         if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             shape = getattr(img, "shape", None)
             dtype = getattr(img, "dtype", type(img).__name__)
             raise ValueError(f"Frame.image: expected an HxWx3 uint8 RGB array, got shape {shape} dtype {dtype}")
 
+    @classmethod
+    def from_yuv420p(cls, i420: np.ndarray, **fields) -> "Frame":
+        """A frame holding a decoder's yuv420p picture as one I420 buffer (H * 3 / 2, W); RGB made on demand."""
+        return cls(None, **fields, i420=i420)
+
+    @property
+    def yuv420p(self) -> np.ndarray | None:
+        """The I420 buffer (H * 3 / 2, W) this frame was made from, or None for a frame made from RGB."""
+        return self.__dict__["_i420"]
+
+    def yuv420p_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Views of the Y (H, W), U and V (H/2, W/2) planes of `yuv420p`, or None."""
+        i420 = self.__dict__["_i420"]
+        if i420 is None:
+            return None
+        h, w = self.height, self.width
+        chroma = i420[h:].reshape(2, h // 2, w // 2)
+        return i420[:h], chroma[0], chroma[1]
+
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        i420 = self.__dict__["_i420"]
+        return int(i420.shape[1] if i420 is not None else self.__dict__["_rgb"].shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        i420 = self.__dict__["_i420"]
+        return int(i420.shape[0] * 2 // 3 if i420 is not None else self.__dict__["_rgb"].shape[0])
+
+    def __repr__(self) -> str:  # never converts, never prints pixels
+        kind = "yuv420p" if self.yuv420p is not None else "rgb"
+        return (f"Frame({self.width}x{self.height} {kind}, index={self.index}, source={self.source!r}, "
+                f"live={self.live}, fps={self.fps}, total_frames={self.total_frames})")
+
+    # A lock cannot be pickled (the process executor and copy.copy pickle frames): each copy gets its own.
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__["_lock"] = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
