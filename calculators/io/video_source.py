@@ -251,7 +251,11 @@ class VideoSourceCalculator(Calculator):
             ts = self._last_ts + (round(1e6 / self._fps) if self._fps else 1)
         if self._pacer is not None and not self._pacer.wait(ts, lambda: ctx.stopping):
             return Stop
-        return self._emit(ctx, frame.to_ndarray(format="rgb24"), ts, self._count)
+        from .decoded_planes import i420_of
+
+        i420 = i420_of(frame)  # the decoder's planes as they are: RGB only when a node reads frame.image
+        image = frame.to_ndarray(format="rgb24") if i420 is None else None
+        return self._emit(ctx, image, ts, self._count, i420=i420)
 
     def _report_damage(self, ctx) -> None:
         src, n = self._source, self._count
@@ -310,7 +314,7 @@ class VideoSourceCalculator(Calculator):
                 return None
         return Stop
 
-    def _emit(self, ctx, image, ts: int, index: int, source: str | None = None):
+    def _emit(self, ctx, image, ts: int, index: int, source: str | None = None, i420=None):
         if ts <= self._last_ts:
             if not self._warned_ts:
                 self._warned_ts = True
@@ -321,7 +325,7 @@ class VideoSourceCalculator(Calculator):
         self._count += 1
         fps = self._network.fps or self._fps if self._network is not None else self._fps
         frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=fps,
-                      total_frames=self._total)
+                      total_frames=self._total, i420=i420)
         ctx.send(self.IMAGE, frame, timestamp=ts)
 
     def close(self, ctx):
