@@ -4,12 +4,13 @@ import pickle
 import threading
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 import pytest
 
 from pipelines.types import Frame
+
+av = pytest.importorskip("av", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
+cv2 = pytest.importorskip("cv2", reason="needs OpenCV and PyAV (pip install 'framegraph[video]')")
 
 MEDIA = Path(__file__).resolve().parents[2] / "assets" / "media"
 
