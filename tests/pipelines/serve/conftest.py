@@ -1,6 +1,8 @@
 """A real graph (a paced clip through a pass-through node) served on a free loopback port, shared by a module."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from serve_support import GRAPH, long_clip, serve
 
@@ -22,5 +24,9 @@ def running_graph(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live(running_graph):
     server = serve(running_graph)
+    # The graph started before the server: on a busy machine its first frame can come after the first test.
+    deadline = time.monotonic() + 15
+    while not server.feeds["shown_video"].frames_received and time.monotonic() < deadline:
+        time.sleep(0.02)
     yield server
     server.stop()
