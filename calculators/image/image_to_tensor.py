@@ -8,6 +8,7 @@ from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Frame, LetterboxPadding, NormalizedRect, Tensors
 
 from ..landmarks.geometry import roi_to_image_matrix
+from .yuv_warp import warp_yuv420p_to_rgb
 
 _LAYOUTS = ("NHWC", "NCHW")
 _BORDERS = ("zero", "replicate")
@@ -29,6 +30,9 @@ class ImageToTensorCalculator(Calculator):
     frame, or with `whole_frame_without_rect: false` (MediaPipe's behaviour when NORM_RECT is connected) gives
     no tensor; a zero-size (or NaN) rect never gives one. MATRIX is the 4x4 float32 matrix taking a point relative to the
     output tensor (x, y in 0..1, z scaled like x) to one relative to the frame, letterbox included.
+
+    A frame holding yuv420p planes is warped from them and only the output grid is converted to RGB
+    (calculators/image/yuv_warp.py): the frame's full-size RGB is not made for this node.
 
     Ports:
         IMAGE (Frame), NORM_RECT (NormalizedRect, optional) -> TENSORS (Tensors: one float32 [1,H,W,3] or
@@ -103,9 +107,15 @@ class ImageToTensorCalculator(Calculator):
                 self._geometry[size] = self._warp_for(*size)
             matrix, padding, to_frame = self._geometry[size]
         out_w, out_h = self.options.output_width, self.options.output_height
-        # uint8 in, uint8 out, then scaled: the same rounding as MediaPipe's OpenCV converter.
-        warped = self._cv2.warpPerspective(frame.image, matrix, (out_w, out_h), flags=self._cv2.INTER_LINEAR,
-                                           borderMode=self._border, borderValue=(0, 0, 0))
+        planes = frame.yuv420p_planes()
+        if planes is not None:
+            # Always from the planes when the frame has them (even if another branch made its RGB): the same
+            # frame gives the same tensor whichever branch runs first; the full-frame RGB is never needed here.
+            warped = warp_yuv420p_to_rgb(self._cv2, planes, matrix, (out_w, out_h), self._border)
+        else:
+            # uint8 in, uint8 out, then scaled: the same rounding as MediaPipe's OpenCV converter.
+            warped = self._cv2.warpPerspective(frame.image, matrix, (out_w, out_h), flags=self._cv2.INTER_LINEAR,
+                                               borderMode=self._border, borderValue=(0, 0, 0))
         tensor = warped.astype(np.float32)
         tensor *= self._scale
         tensor += self._offset
