@@ -132,15 +132,20 @@ class VideoWriterCalculator(Calculator):
                                   "a video has one size (resize before the writer)")
         import av
 
-        image = frame.image
-        pad_h, pad_w = self._stream.height - frame.height, self._stream.width - frame.width
-        if pad_h or pad_w:
-            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")  # a copy: input stays as is
-        # OpenCV's RGB->I420 is BT.601 limited range like swscale's, at a tenth of the cost (0.4 ms against 3.5
-        # ms at 720p): this conversion was a quarter of the writer's time.
-        import cv2
+        # A frame still holding the decoder's planes (nothing drew on it) is encoded from them: no conversion.
+        # They are even-sized, so never padded, and only read (encoders copy their input pictures).
+        i420 = frame.yuv420p
+        if i420 is None:
+            image = frame.image
+            pad_h, pad_w = self._stream.height - frame.height, self._stream.width - frame.width
+            if pad_h or pad_w:
+                image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")  # a copy: input stays as is
+            # OpenCV's RGB->I420 is BT.601 limited range like swscale's, at a tenth of the cost (0.4 ms against
+            # 3.5 ms at 720p): this conversion was a quarter of the writer's time. Done once per RGB frame.
+            import cv2
 
-        out = encoder_frame(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), self._stream.pix_fmt)
+            i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+        out = encoder_frame(i420, self._stream.pix_fmt)
         out.pts = self._count  # constant frame rate: the time base is one frame
         self._count += 1
         self._mux_video(self._stream.encode(out))
@@ -285,8 +290,9 @@ def encoder_frame(i420: np.ndarray, pix_fmt: str):
         nv12[:height] = i420[:height]
         nv12[height:].reshape(height // 2, width // 2, 2)[:] = np.moveaxis(chroma, 0, -1)
         return av.VideoFrame.from_ndarray(nv12, format="nv12")
-    # The I420 array is new and never written again, so the frame may wrap it instead of copying it in
-    # (from_ndarray copies plane by plane: 0.5 ms at 1080p); the encoded bytes are the same. PyAV 18 wraps
+    # The I420 array is never written again (new, or a frame's planes, read-only), so the frame may wrap it
+    # instead of copying it in (from_ndarray copies plane by plane: 0.5 ms at 1080p); the encoded bytes are the
+    # same. PyAV 18 wraps
     # heights of 4n+2 as 4n (the planes then start in the wrong place): those are copied.
     frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
     if frame.height != i420.shape[0] * 2 // 3:
