@@ -18,9 +18,10 @@ class AnnotationOverlayCalculator(Calculator):
 
     Boxes are anti-aliased rectangles with their label on a dark background, points filled circles, texts
     on a dark background; with `show_fps` a frame-rate counter (wall clock, last `fps_window` frames) is
-    drawn top left. The input frame is never modified: the output is a new Frame with the same index,
+    drawn bottom left. The input frame is never modified: the output is a new Frame with the same index,
     source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
-    packet at a frame's timestamp draw nothing.
+    packet at a frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input
+    frame itself is sent on (copy on write): it keeps the decoder's planes, so a writer encodes it unconverted.
 
     Ports:
         IMAGE (Frame), RENDER_DATA (RenderData, zero or more streams) -> IMAGE (Frame, annotated copy)
@@ -53,17 +54,35 @@ class AnnotationOverlayCalculator(Calculator):
         if frame is None:
             return
         self._times.append(time.perf_counter())
-        image = frame.image.copy()
-        for data in ctx.get(self.RENDER_DATA, []):
-            if data is not None:
-                draw(image, data)
+        drawings = [data for data in ctx.get(self.RENDER_DATA, []) if data is not None and _draws(data)]
+        fps = None
         if self.options.show_fps and len(self._times) >= 2:
             elapsed = self._times[-1] - self._times[0]
-            if elapsed > 0:
-                # Bottom left: box labels sit above boxes, often at the top of the frame.
-                _label(image, f"FPS {(len(self._times) - 1) / elapsed:.1f}", (4, image.shape[0]), (255, 255, 255),
-                       below=False)
+            fps = (len(self._times) - 1) / elapsed if elapsed > 0 else None
+        if not drawings and fps is None:
+            ctx.send(self.OUT, frame)  # nothing to draw: the frame itself, planes and all (copy on write)
+            return
+        image = _own_rgb(frame)
+        for data in drawings:
+            draw(image, data)
+        if fps is not None:
+            # Bottom left: box labels sit above boxes, often at the top of the frame.
+            _label(image, f"FPS {fps:.1f}", (4, image.shape[0]), (255, 255, 255), below=False)
         ctx.send(self.OUT, dataclasses.replace(frame, image=image))
+
+
+def _draws(data: RenderData) -> bool:
+    return bool(data.boxes or data.points or data.texts or data.lines)
+
+
+def _own_rgb(frame: Frame) -> np.ndarray:
+    """An RGB array of the frame this node may draw on. From planes, converted into a new array rather than
+    reading the shared `frame.image` and copying it: one full-frame pass instead of two."""
+    if frame.yuv420p is not None:
+        import cv2
+
+        return cv2.cvtColor(frame.yuv420p, cv2.COLOR_YUV2RGB_I420)  # the same conversion `frame.image` uses
+    return frame.image.copy()
 
 
 def draw(image: np.ndarray, data: RenderData) -> None:
