@@ -16,6 +16,8 @@ _CY, _CVR, _CVG, _CUG, _CUB = 1220542 / 2**20, 1673527 / 2**20, -852492 / 2**20,
 # A chroma sample stands for 2x2 luma pixels, its centre at luma (2x + 0.5, 2y + 0.5).
 _CHROMA_TO_LUMA = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
 _BLACK_Y, _NEUTRAL_UV = 16, 128  # the zero border in YUV: RGB (0, 0, 0)
+_YUV_TO_RGB = np.array([[_CY, 0.0, _CVR], [_CY, _CUG, _CVG], [_CY, _CUB, 0.0]])
+_YUV_TO_RGB = np.hstack([_YUV_TO_RGB, -(_YUV_TO_RGB @ [16.0, 128.0, 128.0])[:, None]])  # 3x4: offsets last
 
 
 def warp_yuv420p_to_rgb(cv2, planes, matrix: np.ndarray, size: tuple[int, int], border: int) -> np.ndarray:
@@ -24,16 +26,9 @@ def warp_yuv420p_to_rgb(cv2, planes, matrix: np.ndarray, size: tuple[int, int], 
     flags = cv2.INTER_LINEAR
     luma = cv2.warpPerspective(y, matrix, size, flags=flags, borderMode=border, borderValue=_BLACK_Y)
     chroma_matrix = matrix @ _CHROMA_TO_LUMA
-    # U and V warped as one 2-channel image: one pass over the grid instead of two.
-    uv = cv2.warpPerspective(cv2.merge((u, v)), chroma_matrix, size, flags=flags, borderMode=border,
-                             borderValue=(_NEUTRAL_UV, _NEUTRAL_UV))
-    yf = (luma.astype(np.float32) - 16.0) * np.float32(_CY)
-    uv = uv.astype(np.float32) - 128.0
-    uf, vf = uv[..., 0], uv[..., 1]
-    rgb = np.empty(luma.shape + (3,), np.float32)
-    rgb[..., 0] = yf + _CVR * vf
-    rgb[..., 1] = yf + _CVG * vf + _CUG * uf
-    rgb[..., 2] = yf + _CUB * uf
-    np.rint(rgb, out=rgb)
-    np.clip(rgb, 0, 255, out=rgb)
-    return rgb.astype(np.uint8)
+    # U and V one at a time: OpenCV's single-channel warp is several times faster than its 2-channel one.
+    u, v = (cv2.warpPerspective(c, chroma_matrix, size, flags=flags, borderMode=border, borderValue=_NEUTRAL_UV)
+            for c in (u, v))
+    # One affine map per pixel (Y, U, V -> R, G, B), rounded and saturated to uint8 by OpenCV: a few microseconds
+    # on a 128x128 grid, where the same arithmetic in numpy costs ten times more.
+    return cv2.transform(cv2.merge((luma, u, v)), _YUV_TO_RGB)
