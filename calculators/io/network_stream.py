@@ -107,6 +107,11 @@ class NetworkStream:
             try:
                 container = av.open(self.url, options=self.options, timeout=(self.read_timeout_s,
                                                                              self.read_timeout_s))
+            except av.ProtocolNotFoundError as exc:  # no retry can help: this FFmpeg build lacks the protocol
+                scheme = self.url.split("://", 1)[0]
+                raise SourceOpenError(f"{self.name}: this FFmpeg (PyAV {av.__version__}) cannot read {scheme}:// "
+                                      "streams (protocol not found); serve the stream over rtsp:// or http(s)://, "
+                                      "or install a PyAV built with it") from exc
             except (av.FFmpegError, OSError) as exc:
                 reason = _reason(exc, self.read_timeout_s)
                 if not self._retry(f"could not connect: {reason}", halted):

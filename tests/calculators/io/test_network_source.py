@@ -125,6 +125,18 @@ def test_refused_from_the_start_gives_up_after_max_attempts_with_one_line(caplog
     assert retries[0].endswith("s (attempt 2)") and retries[1].endswith("(attempt 3)")
 
 
+def test_a_protocol_this_ffmpeg_lacks_fails_at_once_with_a_hint():
+    url = f"srt://{HOST}:{free_port()}"
+    try:
+        av.open(url, timeout=0.2).close()
+    except av.ProtocolNotFoundError:
+        pass
+    except av.FFmpegError:
+        pytest.skip("this PyAV's FFmpeg reads srt://")
+    err, _, took = run_to_error(network_graph(url, reconnect_delay_s=0.05))  # forever: it must not retry at all
+    assert "cannot read srt:// streams (protocol not found)" in str(err) and took < 2
+
+
 def test_reconnect_off_fails_at_the_first_refusal():
     url = f"rtsp://{HOST}:{free_port()}/cam"
     err, _, took = run_to_error(network_graph(url, reconnect="false"))
