@@ -104,6 +104,7 @@ def test_frames_are_encoded_only_while_someone_watches(live):
     assert feed.jpeg_seq > published
 
 
+@pytest.mark.slow  # about 1.3 s: kept out of the quick subset, which is near its minute
 def test_the_encoding_rate_is_capped(running_graph):
     server = serve(running_graph, max_fps=4.0)
     try:
