@@ -38,7 +38,7 @@ class VideoSourceCalculator(Calculator):
     newest frame, so the graph never falls behind them. A damaged file is decoded as far as it goes, then
     reported as a problem (the run completes, the CLI exits non-zero).
 
-    A network stream (rtsp(s)://, http(s):// MJPEG, progressive or HLS, udp://, srt://, through FFmpeg) that
+    A network stream (rtsp(s)://, http(s):// MJPEG, progressive or HLS, rtmp://, udp://, through FFmpeg) that
     drops, refuses or stalls (no data for `read_timeout_s`) is reconnected with exponential backoff and jitter,
     each loss and recovery logged as one line and shown as the node's status in the stats; after
     `reconnect_max_attempts` failures in a row the graph fails with an error naming the node and the URL (what
