@@ -26,7 +26,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpe
                   ".3gp")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: The output of each flag a graph's ``cli:`` may map, named from the input's stem.
-DEFAULT_NAMES = {"output": "{stem}.mp4", "detections": "{stem}.jsonl"}
+DEFAULT_NAMES = {"output": "{stem}.mp4", "detections": "{stem}.jsonl", "landmarks": "{stem}_landmarks.jsonl"}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def run_batch_command(args, graph_path: Path) -> int:
     from .config import load_graph
     from .overrides import parse_override
 
-    for flag in ("stats", "trace", "viz"):
+    for flag in ("stats", "trace", "viz", "masks"):
         if getattr(args, flag):
             raise GraphConfigError(f"--{flag} cannot be used with --output-dir (a batch of files)")
     if not args.output_dir:
@@ -32,13 +32,13 @@ def run_batch_command(args, graph_path: Path) -> int:
         raise GraphConfigError(f"--retries must be 0 or more, got {args.retries}")
     config = load_graph(graph_path)
     store = open_store(args.output_dir)
-    names = {flag: check_template(flag, getattr(args, flag)) for flag in ("output", "detections")
+    names = {flag: check_template(flag, getattr(args, flag)) for flag in ("output", "detections", "landmarks")
              if getattr(args, flag)}
     if not names:
         names = {flag: name for flag, name in DEFAULT_NAMES.items() if config.cli.get(flag)}
     if not names:
-        raise GraphConfigError(f"{graph_path}: the graph writes nothing per file: its 'cli:' section maps neither "
-                               "'output' nor 'detections'")
+        raise GraphConfigError(f"{graph_path}: the graph writes nothing per file: its 'cli:' section maps none of "
+                               "'output', 'detections', 'landmarks'")
     items = plan_batch(expand_source(args.source, exclude=store.local_root()), names)
     cwd = Path.cwd()
     flags = tuple((flag, value) for flag, value in (("max_frames", args.max_frames), ("engine", args.engine),

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "a name such as '{stem}.mp4'")
     io.add_argument("--detections", metavar="OUT.jsonl", help="write detections here, one JSON line per frame; with "
                                                               "--output-dir a name such as '{stem}.jsonl'")
+    io.add_argument("--landmarks", metavar="OUT.jsonl", help="write landmarks here, one JSON line per frame (the "
+                                                            "solution graphs: hands, face_mesh, pose)")
+    io.add_argument("--masks", metavar="DIR", help="write one 8-bit PNG mask per frame into DIR (segmentation graphs)")
     io.add_argument("--no-display", action="store_true", help="no window (automatic when there is no display)")
     io.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     io.add_argument("--realtime", action="store_true", help="pace files at their frame rate (as a camera would)")
@@ -212,6 +215,10 @@ def _flag_overrides(config, args) -> list:
         found += flag_overrides(config, "output", args.output, enable=True, base=cwd)
     if args.detections:
         found += flag_overrides(config, "detections", args.detections, enable=True, base=cwd)
+    if args.landmarks:
+        found += flag_overrides(config, "landmarks", args.landmarks, enable=True, base=cwd)
+    if args.masks:
+        found += flag_overrides(config, "masks", args.masks, enable=True, base=cwd)
     if args.max_frames is not None:
         found += flag_overrides(config, "max_frames", args.max_frames)
     if args.realtime:
