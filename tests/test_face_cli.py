@@ -33,6 +33,7 @@ def errors(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph", ["face_detect.yaml", "face_detect_full_range.yaml"])
 def test_batch_annotation_writes_every_frame_and_every_detection(graph, tmp_path):
     clip = media.require(media.carphone_clip)
@@ -48,6 +49,7 @@ def test_batch_annotation_writes_every_frame_and_every_detection(graph, tmp_path
     assert all(len(f["keypoints"]) == 6 and f["label"] == "face" for f in faces)
 
 
+@pytest.mark.slow
 def test_the_readme_command_runs_on_the_bundled_clip(tmp_path):
     import re
     import shlex
@@ -166,6 +168,7 @@ def test_list_engines_shows_installed_engines_with_versions():
     assert "not installed" not in line and "cpu" in line.lower()
 
 
+@pytest.mark.slow
 @pytest.mark.kserve
 def test_an_unreachable_server_falls_back_to_the_next_engine_with_one_line(tmp_path):
     pytest.importorskip("tritonclient")

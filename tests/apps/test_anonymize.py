@@ -79,6 +79,7 @@ def test_a_folder_of_two_videos(tmp_path):
     assert diff[40:120, 60:140].mean() > 10 and np.median(diff[:, 260:]) < 4
 
 
+@pytest.mark.slow
 @pytest.mark.onnxruntime
 def test_a_bad_file_is_reported_and_the_others_still_run(tmp_path):
     pytest.importorskip("onnxruntime")
@@ -117,6 +118,7 @@ def test_inputs_and_output_names(tmp_path):
     assert names == ["x_anonymized.mp4", "y_anonymized.jpg", "x_anonymized_2.mp4"]
 
 
+@pytest.mark.slow
 @pytest.mark.onnxruntime
 def test_two_jobs_then_a_rerun_skips_what_is_done(tmp_path):
     pytest.importorskip("onnxruntime")

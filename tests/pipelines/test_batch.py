@@ -109,6 +109,7 @@ def test_batch_usage_errors(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_mixed_folder_with_two_jobs_then_a_rerun(tmp_path):
     pytest.importorskip("onnxruntime")
     src, out = mixed_folder(tmp_path / "in"), tmp_path / "out"

@@ -125,6 +125,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_list_calculators_and_engines():
     calcs = run_graph("--list-calculators")
     assert calcs.returncode == 0 and "FlowLimiterCalculator" in calcs.stdout and "CountingSource" in calcs.stdout

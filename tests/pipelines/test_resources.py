@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines.resources import builtin_graphs, data_roots, find_graph, find_module, graph_description
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,7 @@ def run_graph(*args, cwd):
                           cwd=cwd, timeout=60, env={**os.environ, "PYTHONPATH": ""})
 
 
+@pytest.mark.slow
 def test_list_graphs_and_a_graph_by_name_from_an_empty_folder(tmp_path):
     listed = run_graph("--list-graphs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr

@@ -151,6 +151,7 @@ def test_a_server_that_accepts_and_never_answers_is_cut_by_the_read_timeout(stal
     assert packets == [] and stalling_server.clients == 2 and took < 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stalling_server", [12], indirect=True)
 def test_a_stream_that_stalls_mid_way_is_detected_and_reconnected(stalling_server, caplog):
     """Two sessions that stall after 12 pictures each, then a server that accepts and says nothing: lost,
@@ -233,6 +234,7 @@ def test_ctrl_c_during_a_backoff_exits_at_once(tmp_path):
     assert (tmp_path / "faces.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_reconnects_leak_no_file_descriptors_or_threads():
     """Many losses and reconnections (a camera that stalls after 3 pictures, every time): each connection's socket
     and the capture thread are gone once the graph has stopped."""

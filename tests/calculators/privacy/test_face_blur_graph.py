@@ -82,6 +82,7 @@ def face_change(original: np.ndarray, anonymized: np.ndarray, box) -> tuple[floa
     return diff, detail[1] / detail[0]
 
 
+@pytest.mark.slow
 @pytest.mark.onnxruntime
 @pytest.mark.parametrize("empty", [False, True], ids=["detector-skipped", "detector-missed"])
 def test_the_face_stays_hidden_on_frames_the_detector_misses(dropper, empty):
