@@ -6,11 +6,13 @@ the encoder, outside decoding, inference and encoding themselves:
 - before (frames RGB): PyAV's rgb24 conversion in the source, the letterbox warp from RGB, the overlay's
   full-frame copy, the writer's RGB->I420;
 - after, drawn on (the fps counter or a box): the source's I420 array, the letterbox from the planes, the overlay's
-  I420->RGB into its own array, the writer's RGB->I420;
+  copy of the planes (drawing itself, the same work either way, is not counted); no conversion for the writer;
 - after, nothing drawn (`show_fps: false`, a frame without faces): I420 array, letterbox from the planes; the
   frame goes to the writer as it came.
 
-    python benchmarks/frame_conversions.py [--sizes 320x240,1280x720,1920x1080] [--repeats 140]  # split over 7 interleaved rounds
+    python benchmarks/frame_conversions.py [--sizes 320x240,1280x720,1920x1080] [--repeats 140]
+
+--repeats are split over 7 interleaved rounds; each figure is the median round.
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def bench(size: tuple[int, int], repeats: int) -> dict[str, float]:
     def after_drawn():
         frame = Frame.from_yuv420p(picture.to_ndarray())
         warp_yuv420p_to_rgb(cv2, frame.yuv420p_planes(), matrix, out, zero)
-        cv2.cvtColor(cv2.cvtColor(frame.yuv420p, cv2.COLOR_YUV2RGB_I420), cv2.COLOR_RGB2YUV_I420)
+        frame.yuv420p.copy()  # the overlay draws on a copy of the planes, which the writer encodes as they are
 
     def after_untouched():
         frame = Frame.from_yuv420p(picture.to_ndarray())
