@@ -46,8 +46,10 @@ class Frame:
     chroma sample where swscale interpolates (tests/pipelines/test_frame_yuv.py pins the bounds).
 
     Frames are shared read-only between branches: a node that changes pixels makes a new frame
-    (`dataclasses.replace(frame, image=new_rgb)`), which holds RGB only; its planes no longer describe it. A node
-    with nothing to change sends the frame it got (copy on write), so it keeps its planes for the writer.
+    (`dataclasses.replace(frame, image=new_rgb)`, RGB only: the old planes no longer describe it; or
+    `dataclasses.replace(frame, image=None, i420=new_planes)` after drawing on a copy of the planes, as the overlay
+    does). A node with nothing to change sends the frame it got (copy on write), so it keeps its planes for the
+    writer, which encodes them as they are.
     """
 
     image: np.ndarray = _ConvertedOnRead()
