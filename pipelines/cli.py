@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  run-graph face_detect --source 0\n"
                "  run-graph face_detect --source clip.mp4 --output annotated.mp4 --detections faces.jsonl\n"
+               "  run-graph face_track --source rtsp://cam1/live --source clip.mp4 --output 'out/{stream}.mp4'\n"
                "  run-graph face_blur --source videos/ --output-dir anonymized/ --jobs 2\n"
                "  run-graph my_graph.yaml --viz graph.svg\n"
                "  run-graph --list-graphs\n"
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("graph", nargs="?", help="a graph YAML file, or a built-in graph by name (see --list-graphs)")
     io = p.add_argument_group("sources and sinks (as the graph's 'cli:' section maps them)")
-    io.add_argument("--source", help="camera index (0), video file, URL, image, folder or glob")
+    io.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
+                    help="camera index (0), video file, URL, image, folder or glob; repeat it for several streams "
+                         "in one process (named cam0, cam1, ... or NAME=)")
+    io.add_argument("--sources", metavar="STREAMS.yaml", help="several streams in one process: a YAML list of "
+                                                              "{name, url, options} (the source node's options)")
     io.add_argument("--output", metavar="OUT.mp4", help="write the annotated video here (H.264); with --output-dir "
                                                         "a name such as '{stem}.mp4'")
     io.add_argument("--detections", metavar="OUT.jsonl", help="write detections here, one JSON line per frame; with "
@@ -80,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "printed once when HOST is not loopback)")
     live.add_argument("--serve-stream", action="append", default=[], metavar="STREAM",
                       help="a stream to show as video (repeatable; default: the graph's annotated video)")
+    live.add_argument("--allow-source", action="append", default=[], metavar="PREFIX",
+                      help="with several streams: POST /api/streams may add only sources starting with PREFIX "
+                           "(repeatable; default: network URLs only)")
     live.add_argument("--serve-fps", type=float, default=10.0, metavar="N",
                       help="encode each video for the page at most N times a second (default 10)")
     info = p.add_argument_group("information")
@@ -148,6 +156,11 @@ def _main(args) -> int:
         print("error: a graph is required: a built-in one by name (run-graph --list-graphs) or a YAML file",
               file=sys.stderr)
         return EXIT_USAGE
+    from .multistream_cli import run_streams, wants_streams
+
+    if wants_streams(args):
+        return run_streams(args, _graph_path(args.graph), _flag_overrides)
+    args.source = args.source[0] if args.source else None
     if args.serve and (args.output_dir or args.jobs or args.ray):
         from .serve import ServeOptionError
 

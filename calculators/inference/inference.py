@@ -16,6 +16,7 @@ from pipelines.types import Tensors
 
 from .model_header import SUFFIXES as HEADER_SUFFIXES
 from .model_header import read_inputs
+from .shared_sessions import SESSIONS, session_key
 
 # Moves between channels-last and channels-first for a 4-D tensor: (to NCHW, to NHWC).
 _LAYOUT_SWAPS = ((0, 3, 1, 2), (0, 2, 3, 1))
@@ -186,12 +187,14 @@ class InferenceCalculator(Calculator):
             raise err
         version = engine.version() or "(version unknown)"
         try:
-            session = engine.load(path, entry.options)
+            # Nodes loading the same thing (one per stream of a multi-stream run) share one session.
+            session, shared = SESSIONS.acquire(session_key(name, path, entry.options),
+                                               lambda: engine.load(path, entry.options))
         except Exception as exc:  # the runtime's own errors too: its message is the useful part
             raise _relabel(exc, f"{where}: engine '{name}' {version} cannot load {path.name}", name,
                            ModelError) from exc
-        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s", where, name, version, session.device,
-                        session.details, path)
+        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s%s", where, name, version, session.device,
+                        session.details, path, " (session shared with other nodes)" if shared else "")
         return session
 
     def _fit(self, ctx, index: int, spec: TensorSpec, array: np.ndarray) -> np.ndarray:

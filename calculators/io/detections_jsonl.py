@@ -23,7 +23,9 @@ class DetectionsJsonlCalculator(Calculator):
          "detections": [{"xyxy": [x1, y1, x2, y2], "score": 0.95, "label": "face",
                          "keypoints": [[x, y], ...], "track_id": 3}]}
 
-    `keypoints` is left out when the detections have none, `track_id` when they are not tracked. A frame
+    `keypoints` is left out when the detections have none, `track_id` when they are not tracked. With
+    `stream_name` set (run-graph sets it per stream when it runs several in one process) each line starts with
+    `"stream": NAME`. A frame
     with no DETECTIONS packet at its timestamp gets `"detections": []`, so the file has a line for every frame.
 
     A line that cannot be written (full disk) raises `OutputWriteError` ("cannot write dets.jsonl: no space left
@@ -45,6 +47,7 @@ class DetectionsJsonlCalculator(Calculator):
         path: OutputFile
         label: str = "face"  # for detections that carry no labels of their own
         decimals: int = 2  # rounding of coordinates and scores
+        stream_name: str = ""  # "": no "stream" field
 
         def __post_init__(self):
             if not str(self.path).strip():
@@ -78,7 +81,8 @@ class DetectionsJsonlCalculator(Calculator):
                                    "skipped (warned once)", ctx.timestamp)
             return
         dets = ctx.get(self.DETECTIONS)
-        record = {"frame": frame.index, "timestamp_us": ctx.timestamp, "width": frame.width,
+        record = {"stream": self.options.stream_name} if self.options.stream_name else {}
+        record |= {"frame": frame.index, "timestamp_us": ctx.timestamp, "width": frame.width,
                   "height": frame.height, "detections": self._rows(dets, frame) if dets is not None else []}
         self._write((json.dumps(record, separators=(", ", ": ")) + "\n").encode("utf-8"))
 

@@ -16,10 +16,12 @@ __all__ = ["ServeError", "ServeOptionError", "ServeOptions", "choose_video_strea
            "resolve_options", "start_server"]
 
 
-def start_server(handle, options: ServeOptions, video_streams: list[str] | None = None):
-    """Start serving `handle` on a thread of its own; returns the running `LiveServer` (``.url``, ``.stop()``)."""
+def start_server(handle, options: ServeOptions, video_streams: list[str] | None = None, stream_set=None):
+    """Start serving `handle` on a thread of its own; returns the running `LiveServer` (``.url``, ``.stop()``).
+    With `stream_set` (a `pipelines.multistream.StreamSet`) it shows every stream's video and lets
+    ``/api/streams`` add and remove streams; `handle` is then its first stream's."""
     from .server import LiveServer
 
     streams = list(video_streams) if video_streams is not None else choose_video_streams(handle.graph.plan,
                                                                                         options.streams)
-    return LiveServer(handle, options, streams).start()
+    return LiveServer(handle, options, streams, stream_set).start()

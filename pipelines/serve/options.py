@@ -35,6 +35,8 @@ class ServeOptions:
     #: A browser that takes longer than this to accept one frame or message is disconnected.
     write_timeout_s: float = 10.0
     jpeg_quality: int = 80
+    #: With several streams in one process: URL prefixes POST /api/streams may add (empty: network URLs only).
+    allow_sources: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:

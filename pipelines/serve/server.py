@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit
 from .api import GraphCollector, graph_json, sources_json, stats_json
 from .frames import VideoFeed
 from .options import ServeError, ServeOptions
+from .streams_api import change as change_streams
+from .streams_api import describe_streams
 
 try:
     from aiohttp import WSMsgType, web
@@ -50,12 +52,18 @@ class LiveServer:
         server.stop()
     """
 
-    def __init__(self, handle, options: ServeOptions, video_streams: list[str]):
-        self.handle = handle
+    def __init__(self, handle, options: ServeOptions, video_streams: list[str], stream_set=None):
+        self.handle = handle  # with a stream set: its first stream's, for the drawing and the node table
         self.options = options
-        self.feeds = {s: VideoFeed(s) for s in video_streams}
-        for feed in self.feeds.values():
-            handle.observe(feed.stream, feed.on_packet)
+        self.stream_set = stream_set
+        self._video_streams = list(video_streams)
+        self.feeds: dict[str, VideoFeed] = {}
+        if stream_set is None:
+            self._watch(None, handle)
+        else:  # feeds named STREAM.GRAPH_STREAM (cam0.output_video); streams added later get theirs then
+            for name, stream_handle in stream_set.handles().items():
+                self._watch(name, stream_handle)
+            stream_set.add_listener(self._on_stream_change)
         self._plan = handle.graph.plan
         self._graph_json = graph_json(self._plan, list(self.feeds))
         root = resources.files(__package__) / "static"
@@ -73,6 +81,34 @@ class LiveServer:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self.port = options.port
+
+    def _watch(self, name: str | None, handle) -> list[VideoFeed]:
+        feeds = []
+        for stream in self._video_streams:
+            feed = self.feeds[stream if name is None else f"{name}.{stream}"] = VideoFeed(
+                stream if name is None else f"{name}.{stream}")
+            handle.observe(stream, feed.on_packet)
+            feeds.append(feed)
+        return feeds
+
+    def _on_stream_change(self, event: str, name: str, handle) -> None:
+        """A StreamSet listener (any thread): a stream's feeds are made, or ended, on the server's loop."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        loop.call_soon_threadsafe(self._attach if event == "added" else self._detach, name, handle)
+
+    def _attach(self, name: str, handle) -> None:
+        for feed in self._watch(name, handle):
+            feed.bind()
+            self._tasks.append(asyncio.create_task(feed.run_encoder(self._pool, self.options.max_fps,
+                                                                    self.options.jpeg_quality)))
+
+    def _detach(self, name: str, handle) -> None:
+        for key in [k for k in self.feeds if k.startswith(name + ".")]:
+            feed = self.feeds.pop(key)
+            feed.ended = True
+            asyncio.create_task(feed.wake())
 
     # ---------------------------------------------------------------- lifecycle (the caller's thread)
     @property
@@ -146,7 +182,7 @@ class LiveServer:
             self._tasks.append(asyncio.create_task(feed.run_encoder(self._pool, opts.max_fps, opts.jpeg_quality)))
 
     async def _shutdown(self) -> None:
-        for feed in self.feeds.values():
+        for feed in list(self.feeds.values()):
             feed.ended = True
             await feed.wake()
         for sender in self._sockets.values():
@@ -255,21 +291,39 @@ class LiveServer:
         return {"type": "stats", "stats": stats_json(stats, done), "streams": self._streams_json(stats, done)}
 
     def _streams_json(self, stats, done) -> dict:
-        return {"sources": sources_json(self._plan, stats, done),
-                "video": [feed.describe() for feed in self.feeds.values()]}
+        video = [feed.describe() for feed in list(self.feeds.values())]
+        if self.stream_set is None:
+            return {"sources": sources_json(self._plan, stats, done), "video": video}
+        sources = []
+        for name, handle in self.stream_set.handles().items():
+            # A stream's sources, each named STREAM.NODE; the figures of streams other than the first are read
+            # here (GET /api/streams and the page, about once a second).
+            own = stats if handle is self.handle else handle.stats
+            for row in sources_json(handle.graph.plan, own, handle.done):
+                sources.append({**row, "name": f"{name}.{row['name']}", "stream": name})
+        return {"sources": sources, "video": video, "streams": describe_streams(self.stream_set)}
 
     async def _api_graph(self, request):
         return web.json_response(self._graph_json)
 
     async def _api_stats(self, request):
         stats, done = await self._snapshot_async()
-        return web.json_response(stats_json(stats, done))
+        body = stats_json(stats, done)
+        if self.stream_set is not None:
+            handles = self.stream_set.handles()
+            body["streams"] = await asyncio.get_running_loop().run_in_executor(
+                self._pool, lambda: {n: stats_json(h.stats, h.done) for n, h in handles.items()})
+        return web.json_response(body)
 
     async def _api_streams(self, request):
         stats, done = await self._snapshot_async()
         return web.json_response(self._streams_json(stats, done))
 
     async def _api_streams_change(self, request):
+        if self.stream_set is not None:
+            return await change_streams(self.stream_set, self.options.allow_sources, request, self._pool, _error,
+                                        lambda body, status=200: web.json_response(body, status=status,
+                                                                                   headers=_NO_SNIFF))
         await request.read()  # bounded by client_max_size: a body too large is refused with 413
         return _error(501, "adding or removing streams needs a graph with several streams in one process, "
                            "which framegraph does not support yet; GET /api/streams lists the running ones")
