@@ -153,6 +153,7 @@ class StreamSet:
         self.max_streams = max_streams
         self._lock = threading.Lock()
         self._instances: dict[str, _Instance] = {}  # insertion order: the order streams were added
+        self._starting: set[str] = set()  # names being built and opened by add()
         self._listeners: list[Callable[[str, str, Any], None]] = []
         self._stopping = False
 
@@ -160,21 +161,33 @@ class StreamSet:
     def add(self, spec: StreamSpec):
         """Build, validate and start `spec`'s graph; returns its GraphHandle. StreamError for a name in use."""
         with self._lock:
-            if self._stopping:
-                raise StreamError(f"stream '{spec.name}': the stream set is stopping")
-            old = self._instances.get(spec.name)
-            if old is not None and not (old.removed and old.handle.done):
-                raise StreamError(f"stream '{spec.name}' exists already; remove it first")
-            running = sum(1 for i in self._instances.values() if not i.removed)
-            if running >= self.max_streams:
-                raise StreamError(f"stream '{spec.name}': at most {self.max_streams} streams")
+            self._check_free(spec.name)
+            self._starting.add(spec.name)
+        try:  # outside the lock: building and opening take a while, and the page reads the set meanwhile
             graph = self._build(spec)  # validation errors propagate: nothing has started
             handle = graph.start(trace=self._trace)
+        finally:
+            with self._lock:
+                self._starting.discard(spec.name)
+        with self._lock:
             self._instances.pop(spec.name, None)
             self._instances[spec.name] = _Instance(spec, handle)
+            stopping = self._stopping
+        if stopping:  # stop() came while it was opening: it stops too
+            handle.stop()
         log.info("stream %s: started (%s)", spec.name, spec.url)
         self._notify("added", spec.name, handle)
         return handle
+
+    def _check_free(self, name: str) -> None:
+        if self._stopping:
+            raise StreamError(f"stream '{name}': the stream set is stopping")
+        old = self._instances.get(name)
+        if name in self._starting or (old is not None and not (old.removed and old.handle.done)):
+            raise StreamError(f"stream '{name}' exists already; remove it first")
+        running = sum(1 for i in self._instances.values() if not i.removed) + len(self._starting)
+        if running >= self.max_streams:
+            raise StreamError(f"stream '{name}': at most {self.max_streams} streams")
 
     def remove(self, name: str, timeout: float = 15.0) -> None:
         """Stop stream `name` (its outputs finalized, as on Ctrl-C) without waiting; cancelled after `timeout`."""

@@ -325,8 +325,8 @@ class LiveServer:
                                         lambda body, status=200: web.json_response(body, status=status,
                                                                                    headers=_NO_SNIFF))
         await request.read()  # bounded by client_max_size: a body too large is refused with 413
-        return _error(501, "adding or removing streams needs a graph with several streams in one process, "
-                           "which framegraph does not support yet; GET /api/streams lists the running ones")
+        return _error(501, "adding or removing streams needs several streams in one process (run-graph with "
+                           "--source repeated, or --sources FILE); this run has one; GET /api/streams lists it")
 
     async def _metrics(self, request):
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 
 from ..errors import PipelineError
@@ -21,6 +22,14 @@ NETWORK_URL = re.compile(r"^(rtsps?|rtmps?|https?|udp|srt|tcp)://[^\s]+$", re.IG
 def refusal(url: str, prefixes: tuple[str, ...]) -> str | None:
     """Why `url` may not be added over HTTP, or None."""
     if prefixes:
+        if "://" not in url:  # a file: compared once resolved, so ../ or a link cannot leave an allowed folder
+            if not os.path.isabs(url):
+                return "a file added over HTTP is named by its absolute path"
+            real = os.path.realpath(url)
+            folders = [os.path.realpath(p) for p in prefixes if "://" not in p]
+            if not any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders):
+                return f"source '{url}' is outside the allowed list (--allow-source)"
+            return None
         if not allowed(url, prefixes):
             return f"source '{redact(url)}' is outside the allowed list (--allow-source)"
         return None

@@ -95,6 +95,9 @@ def test_http_may_add_network_urls_or_allowed_prefixes_only():
     assert refusal("rtsp://cams/2", ("rtsp://cams/",)) is None
     assert "outside the allowed list" in refusal("rtsp://other/2", ("rtsp://cams/",))
     assert refusal("/data/clips/a.mp4", ("/data/clips/",)) is None
+    assert "outside the allowed list" in refusal("/data/clips/../secret.mp4", ("/data/clips/",))
+    assert "outside the allowed list" in refusal("/data/clips2/a.mp4", ("/data/clips",))
+    assert "absolute path" in refusal("clips/a.mp4", ("/data/clips/",))
 
 
 # ---------------------------------------------------------------- real runs
