@@ -29,7 +29,7 @@ def test_landmarks_jsonl_pixels_visibility_labels_and_empty_frames(tmp_path):
 
 
 def test_mask_png_one_file_per_frame(tmp_path):
-    import cv2
+    cv2 = pytest.importorskip("cv2", reason="MaskPngCalculator writes PNGs with OpenCV")
 
     p = np.zeros((100, 200), np.float32)
     p[:, 100:] = 1.0

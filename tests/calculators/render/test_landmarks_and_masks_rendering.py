@@ -24,6 +24,7 @@ def _hand() -> Landmarks:
 
 
 def test_hand_landmarks_to_render_data_and_drawn():
+    pytest.importorskip("cv2", reason="the overlay draws with OpenCV")
     runner = CalculatorRunner("calculator: LandmarksToRenderDataCalculator\n"
                               "options: {connections: hand, landmark_color: [255, 0, 0], connection_color: [0, 255, 0]}")
     out = runner.run({"LANDMARKS": [_hand(), [_hand(), _hand()], []]})
@@ -70,6 +71,7 @@ def test_mask_overlay_tints_by_probability():
 
 
 def test_background_replacement_colour_image_and_threshold():
+    pytest.importorskip("cv2", reason="BackgroundReplacementCalculator resizes and blurs with OpenCV")
     color = CalculatorRunner("calculator: BackgroundReplacementCalculator\noptions: {mode: color, color: [0, 0, 0]}")
     out = color.run({"IMAGE": [_frame()], "MASK": [_mask(1.0, 0.25)]})["IMAGE"][0].payload.image
     assert out[0, 0].tolist() == [100, 100, 100] and out[0, 5].tolist() == [25, 25, 25]
