@@ -102,7 +102,6 @@ def test_http_may_add_network_urls_or_allowed_prefixes_only():
 
 # ---------------------------------------------------------------- real runs
 
-@pytest.mark.slow
 def test_streams_write_their_own_outputs_and_a_dead_one_fails_alone(tmp_path, capsys, own_signals):
     from pipelines.cli import main
 
@@ -231,3 +230,28 @@ def test_sigterm_stops_every_stream_and_finalizes_its_output(tmp_path):
     assert proc.returncode == 130, err
     for name in ("cam0", "cam1"):
         assert 0 < frames_in(tmp_path / "out" / f"{name}.mp4") < 400
+
+
+def test_a_stream_retrying_forever_never_holds_back_the_others(tmp_path):
+    from pipelines.graph import Graph
+    from pipelines.multistream import StreamSet, StreamSpec
+    from pipelines.resources import find_graph
+
+    def build(spec):
+        overrides = [f"source.source={spec.url}", "display.enabled=false"]
+        overrides += [f"source.{key}={value}" for key, value in spec.options.items()]
+        return Graph.from_yaml(find_graph("face_detect"), overrides=overrides)
+
+    streams = StreamSet(build)
+    try:
+        streams.add(StreamSpec("dead", DEAD, {"reconnect_max_attempts": 0, "reconnect_delay_s": 0.05,
+                                              "reconnect_max_delay_s": 0.1}))
+        clip = streams.add(StreamSpec("clip", str(make_clip(tmp_path / "a.mp4", 20))))
+        assert clip.wait(20)  # ended while the other one keeps retrying
+        assert streams.status("clip") == "ended" and streams.status("dead") == "running"
+        streams.remove("dead")
+        assert streams.wait(20)
+    finally:
+        streams.cancel()
+    assert streams.failures() == {}
+    assert [row["name"] for row in streams.describe()] == ["clip"]
