@@ -40,6 +40,17 @@
     }
   }
 
+  // Streams added or removed while the page is open (a run of several streams): their videos follow.
+  function syncVideos(video) {
+    const box = document.getElementById("videos");
+    const wanted = new Set(video.map((v) => v.stream));
+    for (const figure of Array.from(box.querySelectorAll("figure"))) {
+      if (!wanted.has(figure.dataset.stream)) figure.remove();
+    }
+    const shown = new Set(Array.from(box.querySelectorAll("figure")).map((f) => f.dataset.stream));
+    showVideos(video.map((v) => v.stream).filter((s) => !shown.has(s)));
+  }
+
   function drawGraph(graph) {
     const g = new dagre.graphlib.Graph({ multigraph: true });
     g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, edgesep: 10, marginx: 8, marginy: 8 });
@@ -107,6 +118,7 @@
     const { stats, streams } = message;
     fillTable("stats", stats.nodes.map((r) => [r.node, r.calculator, r.status, r.packets_in, r.packets_out,
       r.fps.toFixed(1), r.latency_p50_ms.toFixed(2), r.latency_p99_ms.toFixed(2), r.max_queue, r.drops, r.errors]));
+    syncVideos(streams.video);
     fillTable("sources", streams.sources.map((s) => [s.name, s.source === null ? "" : s.source, s.frames,
       s.fps.toFixed(1), s.status]));
     for (const r of stats.nodes) {
