@@ -9,6 +9,7 @@ failure and is retried by the driver like a local one.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -17,6 +18,7 @@ from .batch_driver import Failed, Finished, Progress, Task
 from .batch_job import JobSpec, one_line, run_item
 from .errors import EngineUnavailableError
 
+log = logging.getLogger("framegraph.batch")
 INSTALL_HINT = 'Ray is not installed: pip install "framegraph[ray]" (or pip install ray)'
 
 
@@ -41,6 +43,14 @@ class RayPool:
         self.address = address
         self.spec = spec
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        # A task asking for more CPUs than any one node has would wait forever (Ray only warns): ask for what the
+        # largest node has instead, and say so.
+        largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1)
+        if cpus_per_file > largest >= 1:
+            log.warning("--ray: a file of this graph keeps %d cores busy, but the largest node has %d CPU%s: each "
+                        "file asks for %d", cpus_per_file, largest, "s" if largest > 1 else "", largest)
+            cpus_per_file = largest
+        self.cpus_per_file = cpus_per_file
         self.jobs = jobs or max(1, cluster_cpus // max(1, cpus_per_file))
         # Ray Client (ray://) has no streaming generators: there a task returns its result alone, and the
         # progress bar counts files as they finish, not frames.

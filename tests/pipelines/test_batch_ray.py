@@ -48,7 +48,8 @@ try:
     ray("start", "--head", "--port=6390", "--include-dashboard=false", f"--temp-dir={temp}", *common)
     ray("start", "--address=127.0.0.1:6390", *common)
     driver = subprocess.Popen([sys.executable, "-m", "pipelines", "face_detect", "--source", str(src),
-                               "--output-dir", str(out), "--ray", "127.0.0.1:6390", "--jobs", "2", "--realtime"],
+                               "--output-dir", str(out), "--ray", "127.0.0.1:6390", "--jobs", "2", "--realtime",
+                               "--threads", "1"],
                               env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not killed:
@@ -156,6 +157,8 @@ def test_a_two_node_cluster_on_loopback_with_a_node_s_workers_killed(tmp_path):
     assert result["killed"], "no worker was caught mid-file"
     assert result["rc"] == 0, result["stderr"][-3000:]
     assert "4 done, 0 failed" in result["stderr"]
+    # Two cores per file (the inference thread and --threads 1) on 1-CPU nodes: asked for 1, not left waiting.
+    assert "the largest node has 1 CPU: each file asks for 1" in result["stderr"]
     outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
     assert outputs == ["a.mp4", "b.mp4", "c.mp4", "sub/d.mp4"], "every output once, no temporary file left"
     assert all(frames_in(out / o) == 15 for o in outputs)
