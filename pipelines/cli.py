@@ -278,10 +278,15 @@ def _run(graph, config, args) -> int:
     from .stats import write_trace
 
     serve = _serve_options(graph, args) if args.serve else None
-    handle = graph.start(trace=bool(args.trace))
+    # Ctrl-C is caught from before the graph starts: one during start (an engine importing) would otherwise
+    # break that import and read as its error. It stops the graph as soon as there is one.
+    running: dict = {}
+    interrupted = _install_sigint(running)
+    handle = running["handle"] = graph.start(trace=bool(args.trace))
+    if interrupted.is_set():
+        handle.stop()
     server = _start_server(handle, serve) if serve else None
     bar = _progress_bar(handle, config, args)
-    interrupted = _install_sigint(handle)
     try:
         stop_deadline = None
         while not handle.wait(timeout=0.2):
@@ -341,7 +346,8 @@ def _start_server(handle, serve):
     return server
 
 
-def _install_sigint(handle) -> threading.Event:
+def _install_sigint(running: dict) -> threading.Event:
+    """SIGINT and SIGTERM set the returned event and stop ``running["handle"]`` once the graph has one."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         return interrupted
@@ -351,7 +357,9 @@ def _install_sigint(handle) -> threading.Event:
             os._exit(EXIT_INTERRUPTED)  # second Ctrl-C: leave now
         interrupted.set()
         print("\nstopping: finishing outputs (Ctrl-C again to quit at once)", file=sys.stderr)
-        handle.stop()
+        handle = running.get("handle")
+        if handle is not None:
+            handle.stop()
 
     signal.signal(signal.SIGINT, on_sigint)
     # SIGTERM (kill, a service manager, a batch driver) stops the same way: outputs finalized, process-executor

@@ -126,6 +126,28 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_while_the_graph_is_opening_stops_it_once_open(tmp_path):
+    """A Ctrl-C during start (an engine importing or loading) waits for the open to finish, then stops the graph:
+    it must not break the open and read as that node's error."""
+    events = tmp_path / "events.txt"
+    path = write(tmp_path, f"""
+        nodes:
+          - {{calculator: CountingSource, name: src, outputs: {{OUT: n}}, options: {{count: 0, delay: 0.002}}}}
+          - {{calculator: FileEventSink, name: sink, inputs: {{IN: m}}, options: {{path: "{events}"}}}}
+          - {{calculator: SlowPassThrough, name: slow, inputs: {{IN: n}}, outputs: {{OUT: m}}, options: {{open_delay: 1.5}}}}
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", str(path)], stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not events.exists():  # the sink is open: "slow" is opening now
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "error:" not in err, err
+    assert events.read_text().splitlines()[-1] == "close"
+
+
+@pytest.mark.slow
 def test_list_calculators_and_engines():
     calcs = run_graph("--list-calculators")
     assert calcs.returncode == 0 and "FlowLimiterCalculator" in calcs.stdout and "CountingSource" in calcs.stdout

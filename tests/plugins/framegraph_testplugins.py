@@ -55,9 +55,13 @@ class SlowPassThrough(Calculator):
     @dataclass(frozen=True)
     class Options:
         delay: float = 0.01
+        open_delay: float = 0.0  # a slow open (an engine loading its model)
 
     IN = Input[Any]("IN")
     OUT = Output[Any]("OUT")
+
+    def open(self, ctx):
+        time.sleep(self.options.open_delay)
 
     def process(self, ctx):
         time.sleep(self.options.delay)
