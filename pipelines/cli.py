@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -275,13 +273,14 @@ def _display_available(config) -> tuple[bool, str]:
 
 
 def _run(graph, config, args) -> int:
+    from .interrupts import install_stop_signals
     from .stats import write_trace
 
     serve = _serve_options(graph, args) if args.serve else None
     # Ctrl-C is caught from before the graph starts: one during start (an engine importing) would otherwise
     # break that import and read as its error. It stops the graph as soon as there is one.
     running: dict = {}
-    interrupted = _install_sigint(running)
+    interrupted = install_stop_signals(running)
     handle = running["handle"] = graph.start(trace=bool(args.trace))
     if interrupted.is_set():
         handle.stop()
@@ -344,28 +343,6 @@ def _start_server(handle, serve):
         print(f"  {options.host} is not a loopback address: every request needs that token (generated, printed "
               "only here; --serve-token sets one)", file=sys.stderr)
     return server
-
-
-def _install_sigint(running: dict) -> threading.Event:
-    """SIGINT and SIGTERM set the returned event and stop ``running["handle"]`` once the graph has one."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        return interrupted
-
-    def on_sigint(signum, frame):
-        if interrupted.is_set():
-            os._exit(EXIT_INTERRUPTED)  # second Ctrl-C: leave now
-        interrupted.set()
-        print("\nstopping: finishing outputs (Ctrl-C again to quit at once)", file=sys.stderr)
-        handle = running.get("handle")
-        if handle is not None:
-            handle.stop()
-
-    signal.signal(signal.SIGINT, on_sigint)
-    # SIGTERM (kill, a service manager, a batch driver) stops the same way: outputs finalized, process-executor
-    # workers stopped and their shared memory unlinked, rather than the process vanishing mid-write.
-    signal.signal(signal.SIGTERM, on_sigint)
-    return interrupted
 
 
 def _progress_bar(handle, config, args):

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
+from .interrupts import install_stop_signals
 from .multistream import (StreamSet, StreamSetupError, StreamSpec, load_sources_file, parse_source_args,
                           split_named, stream_path)
 
@@ -87,7 +85,7 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
         return EXIT_OK
     streams = StreamSet(lambda spec: graphs.pop(spec.name, None) or build(spec))
     serve = _serve_options(graphs[specs[0].name], args) if args.serve else None
-    interrupted = _install_signals(streams)
+    interrupted = install_stop_signals({"handle": streams}, "every stream")
     server = None
     try:
         for spec in specs:
@@ -149,18 +147,3 @@ def _start_server(streams: StreamSet, first: str, serve):
     return server
 
 
-def _install_signals(streams: StreamSet) -> threading.Event:
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        return interrupted
-
-    def on_signal(signum, frame):
-        if interrupted.is_set():
-            os._exit(EXIT_INTERRUPTED)  # a second Ctrl-C: leave now
-        interrupted.set()
-        print("\nstopping every stream: finishing outputs (Ctrl-C again to quit at once)", file=sys.stderr)
-        streams.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    return interrupted
