@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
