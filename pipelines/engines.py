@@ -208,6 +208,9 @@ class Engine:
     device_forms: ClassVar[tuple[str, ...]] = ("cpu",)
     default_device: ClassVar[str] = "cpu"
     precisions: ClassVar[tuple[str, ...]] = ("f32",)
+    #: Runs a model whose first dimension is dynamic at any batch size without rebuilding it, so the frames of
+    #: several streams can share one call (InferenceCalculator's max_batch and batch_model).
+    batches: ClassVar[bool] = False
 
     def is_installed(self) -> bool:
         try:

@@ -24,6 +24,10 @@ What it writes (all under assets/models/):
     mediapipe's ValidatedGraphConfig (the same expansion the C++ runtime does)
     and the options are read from the expanded nodes.
   * face_detection_short_range.onnx, face_detection_full_range.onnx.
+  * face_detection_short_range_batch.onnx, face_detection_full_range_batch.onnx:
+    the same with a dynamic first dimension (scripts/onnx_batch_dynamic.py),
+    which the face detection modules use to batch the frames of several
+    streams into one call.
 
 The ONNX conversion is scripts/tflite_to_onnx.py (why a purpose-built
 converter: see there).  It keeps the tflite interface exactly: input "input"
@@ -49,6 +53,7 @@ import numpy as np
 import onnx
 import tflite
 
+from onnx_batch_dynamic import make_batch_dynamic
 from tflite_to_onnx import ONNX_OPSET, TfliteToOnnx
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -313,6 +318,10 @@ def main() -> None:
         onnx.save(model, dst)
         print(f"wrote {dst} (opset {ONNX_OPSET}, {len(model.graph.node)} nodes) sha256 {sha256_of(dst)}")
         smoke_test(dst)
+        # The same network with a dynamic batch, for several streams sharing one session.
+        batched = dst.with_name(dst.stem + "_batch.onnx")
+        onnx.save(make_batch_dynamic(model), batched)
+        print(f"wrote {batched} (batch-dynamic) sha256 {sha256_of(batched)}")
 
 
 if __name__ == "__main__":

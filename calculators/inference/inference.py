@@ -16,7 +16,7 @@ from pipelines.types import Tensors
 
 from .model_header import SUFFIXES as HEADER_SUFFIXES
 from .model_header import read_inputs
-from .shared_sessions import SESSIONS, session_key
+from .shared_sessions import SESSIONS, Batching, session_key
 
 # Moves between channels-last and channels-first for a 4-D tensor: (to NCHW, to NHWC).
 _LAYOUT_SWAPS = ((0, 3, 1, 2), (0, 2, 3, 1))
@@ -34,7 +34,9 @@ class InferenceCalculator(Calculator):
     the model hands over to the next one, with one warning saying why, unless `allow_fallback: false`; a wrong
     option is an error. The engine, version, device and file are logged at INFO. Inputs that differ from the
     model's only by NHWC vs NCHW are transposed (a copy per frame: better to make the producer emit the model's
-    layout). docs/engines.md lists the engines and their options.
+    layout). Nodes loading the same thing in one process (one per stream of a multi-stream run) share one
+session; with `max_batch` > 1 the frames they send together run as one call on `batch_model` (a batch-dynamic
+copy) where the engine batches. docs/engines.md lists the engines and their options.
 
     Ports:
         TENSORS (Tensors: the model's inputs, in its order) ->
@@ -66,6 +68,13 @@ class InferenceCalculator(Calculator):
         input_shape: tuple[int, ...] = ()  # what the graph feeds the first input; checked at validation and open
         #: The options of the one engine in `engine` (older graphs); give options per entry instead.
         engine_options: dict[str, Any] = field(default_factory=dict)
+        #: Several streams in one process share this node's session; with max_batch > 1 the frames they send at
+        #: about the same time run as one call of up to max_batch rows, on a model whose first dimension is
+        #: dynamic: `batch_model` (used instead of `model` by the engines that batch: onnxruntime, openvino), or
+        #: `model` itself when it declares one. The first frame waits at most batch_timeout_ms for the others.
+        max_batch: int = 1
+        batch_timeout_ms: float = 2.0
+        batch_model: tuple[InputFile, ...] = ()
 
         def __post_init__(self):
             if not self.model:
@@ -93,6 +102,10 @@ class InferenceCalculator(Calculator):
                 raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
             if any(d < 1 for d in self.input_shape):
                 raise ValueError(f"input_shape: every dimension must be >= 1, got {list(self.input_shape)}")
+            if self.max_batch < 1:
+                raise ValueError(f"max_batch must be >= 1 (1: no batching), got {self.max_batch}")
+            if not 0 <= self.batch_timeout_ms <= 1000:
+                raise ValueError(f"batch_timeout_ms must be between 0 and 1000, got {self.batch_timeout_ms}")
 
     IN = Input[Tensors]("TENSORS")
     OUT = Output[Tensors]("TENSORS")
@@ -117,7 +130,9 @@ class InferenceCalculator(Calculator):
         if errors:
             raise EngineOptionError(f"{where}: " + "; ".join(errors))
         paths = [find_model_file(entry, where) for entry in self.options.model]
-        self._session, self._engine = self._load(ctx, configured, paths)
+        batch_paths = ([find_model_file(entry, where) for entry in self.options.batch_model]
+                       if self.options.max_batch > 1 else [])
+        self._session, self._engine = self._load(ctx, configured, paths, batch_paths)
         self._model = self._session.model_path.name
         self._out_names = tuple(spec.name for spec in self._session.outputs)
         # input index -> (shape last seen, permutation applied to it or None)
@@ -148,12 +163,13 @@ class InferenceCalculator(Calculator):
         if session is not None:
             session.close()
 
-    def _load(self, ctx, configured: list[ConfiguredEngine], paths: list[Path]) -> tuple[Session, str]:
+    def _load(self, ctx, configured: list[ConfiguredEngine], paths: list[Path],
+              batch_paths: list[Path]) -> tuple[Session, str]:
         candidates = configured if self.options.allow_fallback else configured[:1]
         failures = []
         for i, entry in enumerate(candidates):
             try:
-                return self._load_with(ctx, entry, paths), entry.name
+                return self._load_with(ctx, entry, paths, batch_paths), entry.name
             except (EngineUnavailableError, ModelError) as exc:
                 if len(candidates) == 1:
                     raise
@@ -167,9 +183,13 @@ class InferenceCalculator(Calculator):
                                    reason, candidates[i + 1].name)
         raise AssertionError("unreachable: Options require at least one engine")
 
-    def _load_with(self, ctx, entry: ConfiguredEngine, paths: list[Path]) -> Session:
+    def _load_with(self, ctx, entry: ConfiguredEngine, paths: list[Path], batch_paths: list[Path]) -> Session:
         name, engine, where = entry.name, entry.engine, self._where
         path = next((p for p in paths if p.suffix.lower() in engine.formats), None)
+        batching = Batching()
+        if self.options.max_batch > 1 and engine.batches:
+            path = next((p for p in batch_paths if p.suffix.lower() in engine.formats), path)
+            batching = Batching(self.options.max_batch, self.options.batch_timeout_ms / 1e3)
         if not engine.is_installed():
             available = ", ".join(installed_engines()) or "none"
             later = len(self.options.engine) > 1 and not self.options.allow_fallback
@@ -189,12 +209,13 @@ class InferenceCalculator(Calculator):
         try:
             # Nodes loading the same thing (one per stream of a multi-stream run) share one session.
             session, shared = SESSIONS.acquire(session_key(name, path, entry.options),
-                                               lambda: engine.load(path, entry.options))
+                                               lambda: engine.load(path, entry.options), batching)
         except Exception as exc:  # the runtime's own errors too: its message is the useful part
             raise _relabel(exc, f"{where}: engine '{name}' {version} cannot load {path.name}", name,
                            ModelError) from exc
-        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s%s", where, name, version, session.device,
-                        session.details, path, " (session shared with other nodes)" if shared else "")
+        ctx.logger.info("%s: engine %s %s on %s (%s) runs %s%s%s", where, name, version, session.device,
+                        session.details, path, " (session shared with other nodes)" if shared else "",
+                        _batching_note(self.options.max_batch, engine, session))
         return session
 
     def _fit(self, ctx, index: int, spec: TensorSpec, array: np.ndarray) -> np.ndarray:
@@ -218,6 +239,17 @@ class InferenceCalculator(Calculator):
                              f"but got {array.dtype.name}; hint: convert it upstream "
                              f"(.astype(np.{spec.dtype.name}))")
         return array if perm is None else np.ascontiguousarray(array.transpose(perm))
+
+
+def _batching_note(max_batch: int, engine, session) -> str:
+    if max_batch <= 1:
+        return ""
+    if not engine.batches:
+        return f"; max_batch {max_batch} ignored: engine {engine.name} runs one frame per call"
+    if not session.model.batchable:
+        return (f"; max_batch {max_batch} ignored: {session.model_path.name} has a fixed batch "
+                f"({_fmt(session.inputs[0].shape)}), give a batch-dynamic batch_model")
+    return f"; frames of streams sharing it run in batches of up to {max_batch}"
 
 
 def configure_engines(options: InferenceCalculator.Options) -> tuple[list[ConfiguredEngine], list[str]]:

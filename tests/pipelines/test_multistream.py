@@ -3,6 +3,7 @@ stream, state per stream, the HTTP API adding and removing streams, SIGTERM fina
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -150,6 +151,44 @@ def test_every_stream_uses_one_engine_session(tmp_path):
         streams.cancel()
     assert streams.failures() == {}
     assert SESSIONS.users() == {}  # the last stream to close closed the session
+
+
+@pytest.mark.slow
+def test_streams_batch_their_detector_calls_and_get_their_own_detections(tmp_path, capsys, own_signals):
+    from pipelines.cli import main
+
+    clip = MEDIA / "astronaut_pan.mp4"
+    single = tmp_path / "single.jsonl"
+    assert main(["face_detect", "--source", str(clip), "--max-frames", "30", "--detections", str(single),
+                 "--no-progress", "--no-display"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    # A long timeout: once the three streams run, every call waits for all of them, however loaded the machine.
+    code = main(["face_detect", "--source", f"a={clip}", "--source", f"b={clip}", "--source", f"c={clip}",
+                 "--max-frames", "30", "--detections", f"{out}/{{stream}}.jsonl", "--no-progress",
+                 "--set", "face_detection.batch_timeout_ms=300"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    summary = re.search(r"face_detection_short_range_batch\.onnx: 90 frames in (\d+) calls \(([\d.]+) a call, "
+                        r"at most (\d+)\)", err)
+    assert summary, err
+    assert int(summary.group(1)) < 60 and int(summary.group(3)) == 3
+    expected = [line["detections"] for line in jsonl(single)]
+    assert expected and any(expected)  # the astronaut's face is found
+    for name in "abc":
+        assert [line["detections"] for line in jsonl(out / f"{name}.jsonl")] == expected
+
+
+def test_batching_off_runs_one_frame_per_call(tmp_path, capsys, own_signals):
+    from pipelines.cli import main
+
+    clip = make_clip(tmp_path / "a.mp4", 6)
+    code = main(["face_detect", "--source", f"a={clip}", "--source", f"b={clip}", "--no-progress",
+                 "--detections", f"{tmp_path}/{{stream}}.jsonl", "--set", "face_detection.max_batch=1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "face_detection_short_range.onnx (session shared with other nodes)" in err  # the fixed model
+    assert "_batch.onnx" not in err and "in batches of" not in err
 
 
 @pytest.mark.slow

@@ -63,6 +63,7 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
     formats = (".onnx", ".ort")
+    batches = True
     module = "onnxruntime"
     distributions = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
     install_hint = 'pip install "framegraph[onnxruntime]"'

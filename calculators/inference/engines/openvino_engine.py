@@ -58,6 +58,7 @@ class OpenVinoEngine(Engine):
 
     name = "openvino"
     formats = (".xml", ".onnx")
+    batches = True
     module = "openvino"
     distributions = ("openvino",)
     install_hint = 'pip install "framegraph[openvino]"'
