@@ -70,9 +70,10 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
             node = target.partition(".")[0]
             overrides += [Override(node, key, value, f"stream {spec.name}: option {key}", cwd)
                           for key, value in spec.options.items()]
-        if args.detections:  # its lines say which stream they are from
-            overrides += [Override(t.partition(".")[0], "stream_name", spec.name, "--detections")
-                          for t in config.cli.get("detections", [])]
+        for flag in ("detections", "landmarks"):  # their lines say which stream they are from
+            if getattr(args, flag):
+                overrides += [Override(t.partition(".")[0], "stream_name", spec.name, f"--{flag}")
+                              for t in config.cli.get(flag, [])]
         apply_overrides(config, overrides)
         if args.threads is not None:
             config.set_default_threads(args.threads)

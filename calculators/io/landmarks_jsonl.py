@@ -26,7 +26,8 @@ class LandmarksJsonlCalculator(Calculator):
 
     `label` and `score` come from HANDEDNESS (one Classification per object, in order), else they are null.
     World landmarks (metres) take the image landmarks' visibility when they have none of their own (MediaPipe
-    copies it). A frame without a LANDMARKS packet gets `"objects": []`: the file has a line for every frame.
+    copies it). With `stream_name` set (run-graph sets it per stream when it runs several in one process) each
+    line starts with `"stream": NAME`. A frame without a LANDMARKS packet gets `"objects": []`: the file has a line for every frame.
 
     Ports:
         LANDMARKS (list of Landmarks, or one), WORLD_LANDMARKS (list, optional), HANDEDNESS (list of
@@ -44,6 +45,7 @@ class LandmarksJsonlCalculator(Calculator):
         path: OutputFile
         kind: str = "hand"
         decimals: int = 3  # pixels; world landmarks get 5 (metres)
+        stream_name: str = ""  # "": no "stream" field
 
         def __post_init__(self):
             if not str(self.path).strip():
@@ -83,8 +85,9 @@ class LandmarksJsonlCalculator(Calculator):
                 "landmarks": self._pixels(landmarks, frame),
                 "world_landmarks": self._world(world[i], landmarks) if i < len(world) else [],
             })
-        record = {"frame": frame.index, "timestamp_us": ctx.timestamp, "width": frame.width,
-                  "height": frame.height, "objects": rows}
+        record = {"stream": self.options.stream_name} if self.options.stream_name else {}
+        record.update(frame=frame.index, timestamp_us=ctx.timestamp, width=frame.width, height=frame.height,
+                      objects=rows)
         try:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         except OSError as exc:

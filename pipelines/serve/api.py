@@ -84,30 +84,40 @@ class GraphCollector:
               ("latency_p99_ms", "latency_p99_seconds", "99th percentile process() time"),
               ("max_queue", "max_queue_depth", "Deepest the node's input queues have been"))
 
-    def __init__(self, snapshot, feeds):
+    def __init__(self, snapshot, feeds, streams=None):
         self._snapshot = snapshot  # () -> (GraphStats, done)
         self._feeds = feeds
+        # Several streams in one process: () -> {stream name: (GraphStats, done)}; every node metric then has a
+        # `stream` label, one series per stream's node.
+        self._streams = streams
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         stats, done = self._snapshot()
-        labels = ["node", "calculator"]
+        if self._streams is None:
+            graphs, extra = [((), stats, done)], []
+        else:
+            graphs, extra = [((name,), s, d) for name, (s, d) in self._streams().items()], ["stream"]
+        labels = extra + ["node", "calculator"]
         for field, help_text in self.COUNTERS:
             family = CounterMetricFamily(f"framegraph_node_{field}", help_text, labels=labels)
-            for r in stats.rows:
-                family.add_metric([r.node, r.calculator], getattr(r, field))
+            for own, graph_stats, _ in graphs:
+                for r in graph_stats.rows:
+                    family.add_metric([*own, r.node, r.calculator], getattr(r, field))
             yield family
         for field, name, help_text in self.GAUGES:
             family = GaugeMetricFamily(f"framegraph_node_{name}", help_text, labels=labels)
             scale = 1e-3 if field.endswith("_ms") else 1.0
-            for r in stats.rows:
-                family.add_metric([r.node, r.calculator], getattr(r, field) * scale)
+            for own, graph_stats, _ in graphs:
+                for r in graph_stats.rows:
+                    family.add_metric([*own, r.node, r.calculator], getattr(r, field) * scale)
             yield family
         status = GaugeMetricFamily("framegraph_node_status", "1 for the node's current status",
-                                   labels=["node", "status"])
-        for r in stats.rows:
-            status.add_metric([r.node, node_status(r, done)], 1.0)
+                                   labels=extra + ["node", "status"])
+        for own, graph_stats, graph_done in graphs:
+            for r in graph_stats.rows:
+                status.add_metric([*own, r.node, node_status(r, graph_done)], 1.0)
         yield status
         yield GaugeMetricFamily("framegraph_wall_seconds", "Seconds since the graph started", value=stats.wall_seconds)
         viewers = GaugeMetricFamily("framegraph_video_viewers", "Browsers watching the stream", labels=["stream"])

@@ -332,7 +332,11 @@ class LiveServer:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GraphCollector(self._snapshot, list(self.feeds.values())))
+        streams = None
+        if self.stream_set is not None:
+            handles = self.stream_set.handles()
+            streams = lambda: {n: (h.stats, h.done) for n, h in handles.items()}  # noqa: E731  read on the pool
+        registry.register(GraphCollector(self._snapshot, list(self.feeds.values()), streams))
         body = await asyncio.get_running_loop().run_in_executor(self._pool, generate_latest, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -192,6 +192,21 @@ def test_batching_off_runs_one_frame_per_call(tmp_path, capsys, own_signals):
 
 
 @pytest.mark.slow
+def test_landmark_lines_say_which_stream_they_are_from(tmp_path, capsys, own_signals):
+    from pipelines.cli import main
+
+    clip = MEDIA / "cup_hands.mp4"
+    code = main(["hands", "--source", f"left={clip}", "--source", f"right={clip}", "--max-frames", "3",
+                 "--landmarks", f"{tmp_path}/{{stream}}.jsonl", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    for name in ("left", "right"):
+        lines = jsonl(tmp_path / f"{name}.jsonl")
+        assert [line["stream"] for line in lines] == [name] * 3
+        assert list(lines[0]) == ["stream", "frame", "timestamp_us", "width", "height", "objects"]
+        assert lines[0]["objects"] and lines[0]["objects"][0]["kind"] == "hand"
+
+
+@pytest.mark.slow
 def test_each_stream_has_its_own_tracker(tmp_path, own_signals):
     from pipelines.cli import main
 
@@ -241,6 +256,12 @@ def test_streams_are_added_and_removed_through_the_api(tmp_path):
         assert {v["stream"] for v in listed["video"]} == {"cam0.output_video", "cam1.output_video"}
         assert {s["stream"] for s in listed["sources"]} == {"cam0", "cam1"}
         time.sleep(0.5)  # some frames of cam1 written
+        from prometheus_client.parser import text_string_to_metric_families
+
+        families = {f.name: f for f in text_string_to_metric_families(get(server.url + "metrics")[2].decode())}
+        taken = {(m.labels["stream"], m.labels["node"]): m.value
+                 for m in families["framegraph_node_packets_in"].samples if m.name.endswith("_total")}
+        assert taken[("cam0", "video_writer")] > 0 and taken[("cam1", "video_writer")] > 0  # every stream's nodes
         assert get(api + "/cam1", method="DELETE")[0] == 200
         assert get(api + "/nope", method="DELETE")[0] == 404
         assert [s["name"] for s in json.loads(get(api)[2])["streams"]] == ["cam0"]
