@@ -1,9 +1,10 @@
-"""The solution graphs on OpenVINO and LiteRT against MediaPipe 0.10.21's own output, with issue 9's criteria (the
-same as tests/calculators/landmarks/test_solution_fidelity.py and test_hands_fidelity.py, which run ONNX Runtime
-on every clip): per frame the same number of objects, each object's mean landmark distance within 2% (face) or 5%
-(hand, pose) of its size on >= 98% of frames; masks with mean IoU >= 0.97. One clip per solution, to keep the
-slow suite short. OpenVINO reads the .onnx models; LiteRT runs the original .tflite files (each module lists
-both, and the engine takes the format it can run). Per-engine status: docs/engines.md, "The solution graphs"."""
+"""The solution graphs on ONNX Runtime, OpenVINO and LiteRT against MediaPipe 0.10.21's own output, with issue
+9's criteria (the same as tests/calculators/landmarks/test_solution_fidelity.py and test_hands_fidelity.py, which
+run the graphs' default engines, OpenVINO then ONNX Runtime, on every clip): per frame the same number of
+objects, each object's mean landmark distance within 2% (face) or 5% (hand, pose) of its size on >= 98% of
+frames; masks with mean IoU >= 0.97. One clip per solution, to keep the slow suite short. ONNX Runtime and
+OpenVINO read the .onnx models; LiteRT runs the original .tflite files (each module lists both, and the engine
+takes the format it can run). Per-engine status: docs/engines.md, "The solution graphs"."""
 import av
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ from pipelines.types import Frame
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-ENGINES = [pytest.param("openvino", marks=pytest.mark.openvino), pytest.param("litert", marks=pytest.mark.litert)]
-MODULES = {"openvino": "openvino", "litert": "ai_edge_litert"}
+ENGINES = [pytest.param("onnxruntime", marks=pytest.mark.onnxruntime),
+           pytest.param("openvino", marks=pytest.mark.openvino), pytest.param("litert", marks=pytest.mark.litert)]
+MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
 
 
 @pytest.fixture(params=ENGINES)
