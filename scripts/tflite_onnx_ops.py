@@ -170,10 +170,18 @@ class TfliteOps:
         self._binary("Sub", ins, outs, o.FusedActivationFunction())
 
     def op_PRELU(self, ins, outs, o):
+        # Relu(x) + slope * Min(x, 0), not ONNX PRelu: the same numbers bit for bit (one side is always exactly
+        # 0), but ONNX Runtime's PRelu takes a slow broadcasting path and breaks its NCHWc layout (measured: face
+        # landmarks 3.5 -> 1.4 ms a call, palm detection 12 -> 7), while these four ops fuse or run vectorized;
+        # OpenVINO runs either form at the same speed.
         name, is_nchw = self.acts[ins[0]]
         alpha = self.consts[ins[1]].astype(np.float32)
         slope = self.const(self.tensor_name(ins[1]), to_nchw_broadcast(alpha) if is_nchw else alpha)
-        self.finish("PRelu", [name, slope], outs[0], 0, is_nchw)
+        out = self.g.Tensors(outs[0]).Name().decode()
+        positive = self.node("Relu", [name], self.unique(out + "/positive"))
+        negative = self.node("Min", [name, self.const(out + "/zero", np.float32(0))], self.unique(out + "/negative"))
+        scaled = self.node("Mul", [negative, slope], self.unique(out + "/scaled"))
+        self.finish("Add", [positive, scaled], outs[0], 0, is_nchw)
 
     def _unary(self, onnx_op, ins, outs, **attrs):
         name, is_nchw = self.acts[ins[0]]
