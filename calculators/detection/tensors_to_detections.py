@@ -136,26 +136,6 @@ class TensorsToDetectionsCalculator(Calculator):
         o = self.options
         boxes = _reshape(raw_boxes, o.num_boxes, o.num_coords, "regressors (TENSORS[0])")
         scores_raw = _reshape(raw_scores, o.num_boxes, o.num_classes, "scores (TENSORS[1])")
-        ax, ay, aw, ah = (anchors[:, i] for i in range(4))
-        b = boxes[:, o.box_coord_offset:o.box_coord_offset + 4]
-        if self._format == "YXHW":
-            yc, xc, h, w = b.T
-        elif self._format == "XYWH":
-            xc, yc, w, h = b.T
-        else:  # XYXY: distances to the anchor centre
-            xc, yc = (b[:, 2] - b[:, 0]) / _F32(2), (b[:, 3] - b[:, 1]) / _F32(2)
-            w, h = b[:, 2] + b[:, 0], b[:, 3] + b[:, 1]
-        xc = xc / _F32(o.x_scale) * aw + ax
-        yc = yc / _F32(o.y_scale) * ah + ay
-        if o.apply_exponential_on_box_size:
-            h = np.exp(h / _F32(o.h_scale)) * ah
-            w = np.exp(w / _F32(o.w_scale)) * aw
-        else:
-            h = h / _F32(o.h_scale) * ah
-            w = w / _F32(o.w_scale) * aw
-        half_w, half_h = w / _F32(2), h / _F32(2)
-        xyxy = np.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], axis=1)
-
         scores = scores_raw
         if o.sigmoid_score:
             if o.score_clipping_thresh is not None:
@@ -166,23 +146,46 @@ class TensorsToDetectionsCalculator(Calculator):
         scores = np.where(self._allowed[None, :], scores, -np.inf)
         class_ids = np.argmax(scores, axis=1)
         best = scores[np.arange(o.num_boxes), class_ids].astype(_F32)
+        # Boxes are decoded only for the candidates that pass the score: a few of the hundreds of anchors.
+        candidate = np.isfinite(best)
+        if o.min_score_thresh is not None:
+            candidate &= best >= _F32(o.min_score_thresh)
+        rows = np.flatnonzero(candidate)
+        ax, ay, aw, ah = (anchors[rows, i] for i in range(4))
+        b = boxes[rows, o.box_coord_offset:o.box_coord_offset + 4]
+        if self._format == "YXHW":
+            yc, xc, h, w = b.T
+        elif self._format == "XYWH":
+            xc, yc, w, h = b.T
+        else:  # XYXY: distances to the anchor centre
+            xc, yc = (b[:, 2] - b[:, 0]) / _F32(2), (b[:, 3] - b[:, 1]) / _F32(2)
+            w, h = b[:, 2] + b[:, 0], b[:, 3] + b[:, 1]
+        xc = xc / _F32(o.x_scale) * aw + ax
+        yc = yc / _F32(o.y_scale) * ah + ay
+        if o.apply_exponential_on_box_size:
+            with np.errstate(over="ignore"):
+                h = np.exp(h / _F32(o.h_scale)) * ah
+                w = np.exp(w / _F32(o.w_scale)) * aw
+        else:
+            h = h / _F32(o.h_scale) * ah
+            w = w / _F32(o.w_scale) * aw
+        half_w, half_h = w / _F32(2), h / _F32(2)
+        xyxy = np.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], axis=1)
 
         width, height = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
-        keep = np.isfinite(best) & (width >= 0) & (height >= 0)  # NaN sizes compare False
-        if o.min_score_thresh is not None:
-            keep &= best >= _F32(o.min_score_thresh)
-        idx = np.flatnonzero(keep)
+        sized = (width >= 0) & (height >= 0)  # NaN sizes compare False
+        idx, xyxy = rows[sized], xyxy[sized]
+        ax, ay, aw, ah = ax[sized], ay[sized], aw[sized], ah[sized]
         if o.max_results > 0:
-            idx = idx[:o.max_results]
-
-        xyxy = xyxy[idx]
+            idx, xyxy = idx[:o.max_results], xyxy[:o.max_results]
+            ax, ay, aw, ah = ax[:o.max_results], ay[:o.max_results], aw[:o.max_results], ah[:o.max_results]
         keypoints = np.zeros((len(idx), o.num_keypoints, 2), _F32)
         if o.num_keypoints:
             k = boxes[idx, o.keypoint_coord_offset:o.keypoint_coord_offset + 2 * o.num_keypoints]
             k = k.reshape(len(idx), o.num_keypoints, 2)
             kx, ky = (k[..., 1], k[..., 0]) if self._format == "YXHW" else (k[..., 0], k[..., 1])
-            keypoints[..., 0] = kx / _F32(o.x_scale) * aw[idx, None] + ax[idx, None]
-            keypoints[..., 1] = ky / _F32(o.y_scale) * ah[idx, None] + ay[idx, None]
+            keypoints[..., 0] = kx / _F32(o.x_scale) * aw[:, None] + ax[:, None]
+            keypoints[..., 1] = ky / _F32(o.y_scale) * ah[:, None] + ay[:, None]
         if o.flip_vertically:
             xyxy = np.stack([xyxy[:, 0], _F32(1) - xyxy[:, 3], xyxy[:, 2], _F32(1) - xyxy[:, 1]], axis=1)
             keypoints[..., 1] = _F32(1) - keypoints[..., 1]
