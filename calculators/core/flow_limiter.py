@@ -11,8 +11,9 @@ class FlowLimiterCalculator(Calculator):
     (or holds up to `max_in_queue` of the newest). MediaPipe's FlowLimiterCalculator, for live sources: the
     graph works on the newest frame instead of falling further behind.
 
-    Packets whose payload says it is not live (`payload.live is False`, as frames decoded from a file without
-    `realtime` are) always pass: a file must lose nothing, and the graph's bounded queues already pace it.
+    Packets whose payload says it is not live (`payload.live is False`, as frames decoded from a file are, paced
+    with `realtime` or not) always pass: a file must lose nothing, and the graph's bounded queues already pace it.
+    Only cameras and network streams send live frames.
     `max_in_flight: 0` passes every packet.
 
     Ports:
