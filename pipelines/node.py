@@ -11,6 +11,7 @@ from typing import Any
 from .calculator import CalculatorContext
 from .errors import CalculatorError
 from .packet import DONE, Stop
+from .stats import LatencyWindow
 from .streams import InputQueue, Stream
 from .validate import ResolvedNode
 
@@ -44,7 +45,7 @@ class NodeStats:
     def __init__(self):
         self.packets_in = 0
         self.packets_out = 0
-        self.latencies = array("d")  # seconds per process() call
+        self.latencies = LatencyWindow()  # seconds per process() call
         self.errors = 0
         self.first_start = 0.0
         self.last_end = 0.0

@@ -3,12 +3,41 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Latency percentiles cover a node's most recent calls, this many: fixed memory however long a graph runs (a
+#: camera watched for days), and figures that follow what the node does now.
+LATENCY_WINDOW = 8192
+
+
+class LatencyWindow:
+    """Seconds per call: how many calls there were, and the last `size` of them in a ring of fixed size."""
+
+    __slots__ = ("count", "size", "_ring")
+
+    def __init__(self, size: int = LATENCY_WINDOW):
+        self.count = 0
+        self.size = size
+        self._ring = array("d", bytes(8 * size))
+
+    def append(self, seconds: float) -> None:
+        self._ring[self.count % self.size] = seconds
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def recent(self) -> list[float]:
+        """The latest min(count, size) latencies (in no particular order)."""
+        return self._ring[:self.count].tolist() if self.count < self.size else self._ring.tolist()
 
 
 @dataclass(frozen=True)
 class NodeStatsRow:
+    """One node's figures; latency p50/p99 are over its last `LATENCY_WINDOW` calls, the rest over the run."""
+
     node: str
     calculator: str
     packets_in: int
@@ -62,8 +91,8 @@ def collect_stats(runner) -> GraphStats:
     rows = []
     for node in runner.nodes:
         s = node.stats
-        lat = sorted(s.latencies)
-        count = s.packets_out if node.is_source else len(lat)
+        lat = sorted(s.latencies.recent())
+        count = s.packets_out if node.is_source else len(s.latencies)
         rows.append(NodeStatsRow(
             node=node.name, calculator=node.calculator_name, packets_in=s.packets_in, packets_out=s.packets_out,
             fps=count / wall if wall else 0.0,
