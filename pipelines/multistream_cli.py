@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .executor import DEFAULT_EXECUTOR
 from .interrupts import install_stop_signals
 from .multistream import (StreamSet, StreamSetupError, StreamSpec, load_sources_file, parse_source_args,
                           split_named, stream_path)
@@ -20,6 +21,8 @@ log = logging.getLogger("framegraph")
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 #: run-graph's flags that name an output file: one per stream, from a ``{stream}`` template.
 PATH_FLAGS = ("output", "detections", "landmarks", "masks")
+#: With several streams, each stream's nodes that name no executor share this many threads (unless --threads).
+STREAM_THREADS = 2
 
 
 def wants_streams(args) -> bool:
@@ -77,6 +80,10 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
         apply_overrides(config, overrides)
         if args.threads is not None:
             config.set_default_threads(args.threads)
+        elif several and DEFAULT_EXECUTOR not in config.executors:
+            # A thread per node and per stream is dozens of threads taking turns at one GIL; a pool per stream
+            # keeps the hand-offs down (benchmarks/streams.py: docs/benchmarks.md).
+            config.set_default_threads(STREAM_THREADS)
         return Graph(config)
 
     graphs = {spec.name: build(spec) for spec in specs}  # every stream validated before any starts
