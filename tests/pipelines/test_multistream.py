@@ -166,7 +166,7 @@ def test_streams_batch_their_detector_calls_and_get_their_own_detections(tmp_pat
     # A long timeout: once the three streams run, every call waits for all of them, however loaded the machine.
     code = main(["face_detect", "--source", f"a={clip}", "--source", f"b={clip}", "--source", f"c={clip}",
                  "--max-frames", "30", "--detections", f"{out}/{{stream}}.jsonl", "--no-progress",
-                 "--set", "face_detection.batch_timeout_ms=300"])
+                 "--set", "face_detection.max_batch=8", "--set", "face_detection.batch_timeout_ms=300"])
     err = capsys.readouterr().err
     assert code == 0, err
     summary = re.search(r"face_detection_short_range_batch\.onnx: 90 frames in (\d+) calls \(([\d.]+) a call, "
