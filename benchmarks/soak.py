@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
-from rtsp_server import HOST, SYSTEM_PYTHON, RtspServer, free_port, unavailable_reason  # noqa: E402
+from rtsp_server import HOST, RtspServer, free_port, unavailable_reason  # noqa: E402
 
 GRAPH = REPO / "graphs" / "face_detect.yaml"
 FACE_CLIP = REPO / "assets" / "media" / "astronaut_pan.mp4"
@@ -49,35 +49,6 @@ MB = 1024 * 1024
 
 
 # ---------------------------------------------------------------------- the cameras
-
-class SoakRtspServer(RtspServer):
-    """RtspServer whose process lives as long as the soak: the server quits by itself after --lifetime-s (600 s by
-    default, which RtspServer does not pass), and a camera that quit unasked would be a reconnect nobody made."""
-
-    def __init__(self, image: str | None, fps: int, lifetime_s: float):
-        super().__init__(image=image, fps=fps)
-        self.lifetime_s = lifetime_s
-
-    def start(self) -> SoakRtspServer:
-        args = [SYSTEM_PYTHON, str(REPO / "tests" / "support" / "rtsp_server.py"), "--port", str(self.port),
-                "--fps", str(self.fps), "--lifetime-s", str(self.lifetime_s)]
-        if self.image:
-            args += ["--image", self.image]
-        if self._log is not None:
-            self._log.close()  # the previous run's log: one file per restart would add up over a soak
-        self._log = tempfile.TemporaryFile("w+")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, text=True, env=env)
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"RTSP server exited with {self.process.returncode}:\n{self.output()}")
-            if "ready" in self.output():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"RTSP server on port {self.port} not ready after {self.timeout_s:.0f} s")
-
 
 def face_png(path: Path, width: int, height: int) -> Path:
     """The sample clip's first picture (one face), scaled to fit width x height and letterboxed (the clip is 4:3),
@@ -172,7 +143,7 @@ class Soak:
         lifetime = self.args.minutes * 60 + 600  # outlives the soak and its shutdown; it also quits with us
         for i in range(self.args.streams):
             image = face if i % 2 == 0 else None  # cam0 a face, cam1 the moving pattern (320x240), ...
-            self.servers[f"cam{i}"] = SoakRtspServer(image, self.args.fps, lifetime).start()
+            self.servers[f"cam{i}"] = RtspServer(image, self.args.fps, lifetime_s=lifetime).start()
 
     def start_graph(self, port: int) -> None:
         command = [sys.executable, "-m", "pipelines", str(self.args.graph)]

@@ -54,8 +54,10 @@ class RtspServer:
     """The server in a subprocess on one loopback port that survives `kill` + `start` (a restarted camera keeps
     its address). `pause` (SIGSTOP) leaves its sockets open and silent, as a hung camera would."""
 
-    def __init__(self, image: str | None = None, fps: int = 15, port: int | None = None, timeout_s: float = 20.0):
+    def __init__(self, image: str | None = None, fps: int = 15, port: int | None = None, timeout_s: float = 20.0,
+                 lifetime_s: float | None = None):
         self.image, self.fps, self.timeout_s = image, fps, timeout_s
+        self.lifetime_s = lifetime_s  # None: the server's own limit (600 s), enough for a test
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self._log = None
@@ -68,7 +70,12 @@ class RtspServer:
         args = [SYSTEM_PYTHON, __file__, "--port", str(self.port), "--fps", str(self.fps)]
         if self.image:
             args += ["--image", str(self.image)]
-        # A file, not a pipe: nobody reads it while the server runs, and a full pipe would block it.
+        if self.lifetime_s is not None:
+            args += ["--lifetime-s", str(self.lifetime_s)]
+        # A file, not a pipe: nobody reads it while the server runs, and a full pipe would block it. One at a time:
+        # a soak restarts the server for half an hour.
+        if self._log is not None:
+            self._log.close()
         self._log = tempfile.TemporaryFile("w+")
         # A clean environment: the venv's PYTHONPATH or GST variables must not reach the system Python.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
