@@ -211,13 +211,18 @@ class GraphHandle:
             self.wait()
 
 
+_heap_frozen = False
+
+
 def _freeze_heap() -> None:
-    """Move every object alive now (modules, models, options: the graph's long-lived state) out of the garbage
-    collector's sight. Without it the full collections that allocation triggers every second or so scan that
-    whole heap while holding the GIL: 25-40 ms pauses every 33 frames in the face mesh graph's live mode
-    (its p99 went from 45-53 ms to 22 ms with this). Objects frozen are never collected as cycles, which the
-    state of a graph being opened does not form."""
-    import gc
+    """Move every object alive when the first graph has opened (modules, models, options: long-lived state) out of
+    the garbage collector's sight, once per process. Without it the full collections that allocation triggers
+    every second or so scan that whole heap while holding the GIL: 25-40 ms pauses every 33 frames in the face
+    mesh graph's live mode (its live p99 went from 45-53 ms to 10-22 ms with this). Once only: frozen objects are
+    never collected as cycles, and a later graph's start could freeze the garbage of graphs that ended."""
+    global _heap_frozen
+    if not _heap_frozen:
+        import gc
 
-    gc.freeze()
-
+        gc.freeze()
+        _heap_frozen = True
