@@ -134,27 +134,29 @@ def measure(args) -> int:
     if args.ray:
         rows[f"--ray {args.ray} --jobs {args.ray_jobs}"] = lambda out: batch(
             args.graph, src, out, sets, video, "--ray", args.ray, "--jobs", str(args.ray_jobs))
-    times: dict[str, float] = {}
-    cpu: dict[str, float] = {}  # cores kept busy (CPU seconds of the processes over wall seconds)
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    busy: dict[str, list[float]] = {name: [] for name in rows}  # cores kept busy: CPU seconds over wall seconds
     try:
-        for name, fn in rows.items():
-            samples, busy = [], []
-            for r in range(args.rounds):
-                out = work / f"out-{len(times)}-{r}"  # a fresh folder: nothing skipped
+        for r in range(args.rounds):  # rows interleaved round by round, so a slow spell hits them all alike
+            for i, (name, fn) in enumerate(rows.items()):
+                out = work / f"out-{i}-{r}"  # a fresh folder: nothing skipped
                 out.mkdir()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                samples.append(fn(out))
+                samples[name].append(fn(out))
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                busy.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / samples[-1])
+                cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                busy[name].append(cpu_s / samples[name][-1])
                 shutil.rmtree(out)
-            times[name] = statistics.median(samples)
-            cpu[name] = statistics.median(busy)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    times = {name: statistics.median(s) for name, s in samples.items()}
+    cpu = {name: statistics.median(b) for name, b in busy.items()}
+    spread = max((max(s) - min(s)) / min(s) for s in samples.values())
     cores = len(os.sched_getaffinity(0))
     print(f"{args.files} x {CLIP.name} x {args.loops} ({90 * args.loops} frames, 320x240), graph {args.graph}, "
           f"{'detections only' if args.detections_only else 'video and detections'}, {cores} cores, "
-          f"median of {args.rounds}" + (f", {' '.join(sets)}" if sets else "") + "\n")
+          f"median of {args.rounds} interleaved rounds (largest spread {spread:.0%})"
+          + (f", {' '.join(sets)}" if sets else "") + "\n")
     print("| run | seconds | files/min | vs one after another | scaling efficiency | cores busy |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     base, one_job = times["one after another"], times["--jobs 1"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import GraphConfigError
@@ -13,7 +14,7 @@ log = logging.getLogger("framegraph")
 
 def run_batch_command(args, graph_path: Path) -> int:
     from .batch import DEFAULT_NAMES, check_template, expand_source, fingerprint, plan_batch
-    from .batch_driver import cores_per_file, default_jobs, run_batch
+    from .batch_driver import available_cores, cores_per_file, default_jobs, run_batch
     from .batch_job import JobSpec, check_job
     from .batch_store import MANIFEST_NAME, open_store
     from .config import load_graph
@@ -63,6 +64,8 @@ def run_batch_command(args, graph_path: Path) -> int:
         from .batch_local import LocalPool
 
         jobs = min(args.jobs or default_jobs(config, len(items), spec.threads), len(items))
+        if jobs > 1:  # each file's decoder gets its share of the cores, not a thread per core of the machine
+            spec = replace(spec, decode_threads=max(1, available_cores() // jobs))
         backend = LocalPool(spec, jobs)
         where = f"{jobs} local process{'es' if jobs > 1 else ''}"
     log.info("%d files from %s into %s, %s", len(items), args.source, store, where)

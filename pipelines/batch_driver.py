@@ -65,8 +65,12 @@ class BatchSummary:
 def default_jobs(config, files: int, threads: int = 0) -> int:
     """As many files at once as the cores allow for the threads the graph declares (its executors: the
     inference thread, typically; nodes on threads of their own mostly wait), at least one, at most `files`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(files, cores // cores_per_file(config, threads)))
+    return max(1, min(files, available_cores() // cores_per_file(config, threads)))
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def cores_per_file(config, threads: int = 0) -> int:

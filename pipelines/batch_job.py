@@ -34,6 +34,9 @@ class JobSpec:
     log_level: int = logging.WARNING
     store: Any = None  # where outputs go (pipelines/batch_store.py); None: the working directory
     threads: int = 0  # > 0: nodes that name no executor share this many threads (run-graph --threads)
+    #: > 0: file decoders that set no `threads` of their own use this many (the cores one file of the batch
+    #: has: several files at once, each decoder with a thread per core of the machine, oversubscribe it)
+    decode_threads: int = 0
 
     @property
     def outputs(self):
@@ -141,6 +144,11 @@ def configure(spec: JobSpec, item: BatchItem, token: str):
                           for t in config.cli.get("output", [])]
         else:
             overrides += flag_overrides(config, flag, str(temps[flag]), enable=True, base=cwd)
+    if spec.decode_threads:
+        overrides += [Override(node.name, "threads", spec.decode_threads, "--jobs (cores per file)")
+                      for node in config.nodes
+                      if node.calculator == "VideoSourceCalculator" and "threads" not in node.raw_options
+                      and not any(o.node == node.name and o.key == "threads" for o in overrides)]
     apply_overrides(config, overrides)
     if spec.threads:
         config.set_default_threads(spec.threads)

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import replace
 
 from .batch_driver import Failed, Finished, Progress, Task
 from .batch_job import JobSpec, one_line, run_item
@@ -51,6 +52,8 @@ class RayPool:
                         "file asks for %d", cpus_per_file, largest, "s" if largest > 1 else "", largest)
             cpus_per_file = largest
         self.cpus_per_file = cpus_per_file
+        if not spec.decode_threads:  # a task's decoder uses the CPUs it asked for, not every core of its node
+            self.spec = spec = replace(spec, decode_threads=cpus_per_file)
         self.jobs = jobs or max(1, cluster_cpus // max(1, cpus_per_file))
         # Ray Client (ray://) has no streaming generators: there a task returns its result alone, and the
         # progress bar counts files as they finish, not frames.

@@ -95,6 +95,26 @@ def test_default_jobs_leave_a_core_per_declared_thread():
     assert default_jobs(Config(2, 2), 100) == max(1, cores // 4)
 
 
+def test_each_file_decodes_on_its_share_of_the_cores(tmp_path):
+    from pipelines.batch import BatchItem
+    from pipelines.batch_job import JobSpec, configure
+    from pipelines.overrides import parse_override
+
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    item = BatchItem(clip, "a.mp4", {"detections": "a.jsonl"})
+    graph = str(Path(__file__).resolve().parents[2] / "graphs" / "face_detect.yaml")
+    store = LocalStore(tmp_path / "out")
+
+    def source_threads(**spec) -> int:
+        config, _, _ = configure(JobSpec(graph, store=store, **spec), item, "t")
+        return config.node("source").options.get("threads", 0)
+
+    assert source_threads() == 0  # one job: the decoder's own default, a thread per core
+    assert source_threads(decode_threads=1) == 1
+    assert source_threads(decode_threads=1, overrides=(parse_override("source.threads=3"),)) == 3
+
+
 @pytest.mark.parametrize("args, message", [
     (["--jobs", "2"], "give --output-dir"),
     (["--output-dir", "{out}", "--output", "fixed.mp4"], "a name made from the input's"),
