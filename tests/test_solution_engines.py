@@ -58,7 +58,7 @@ def _run_file_graph(name: str, clip, engine: str, nodes: list[str], outputs: lis
 
 def test_hands_graph_on_engine(engine):
     out = _run_file_graph("hands", media.require(media.cup_hands_clip), engine,
-                          ["palm_detection", "hand_0", "hand_1"],
+                          ["palm_detection", "new_hand_0", "new_hand_1", "tracked_hand_0", "tracked_hand_1"],
                           ["multi_hand_landmarks", "multi_handedness", "image"])
     sizes = [(p.payload.width, p.payload.height) for p in out["image"]]
     objs = [[_object("hand", lm, w, h, label=c.label) for lm, c in zip(hands.payload, handed.payload)]

@@ -11,12 +11,18 @@ from .geometry import rect_iou
 def associate(rect_lists: list, min_similarity_threshold: float) -> tuple[NormalizedRect, ...]:
     """Every rect of every list in order; a rect overlapping one kept so far by IoU > the threshold replaces it
     (within one list too, as MediaPipe's)."""
-    result: list[NormalizedRect] = []
-    for rects in rect_lists:
+    return tuple(rect for _, rect in _associate(rect_lists, min_similarity_threshold))
+
+
+def _associate(rect_lists: list, min_similarity_threshold: float) -> list[tuple[int, NormalizedRect]]:
+    """`associate`, each kept rect with the index of the list it came from. A later list's rects are appended
+    after every rect kept so far, so the result is the first list's survivors, then the second's, and so on."""
+    result: list[tuple[int, NormalizedRect]] = []
+    for index, rects in enumerate(rect_lists):
         for rect in rects or ():
-            result = [kept for kept in result if rect_iou(rect, kept) <= min_similarity_threshold]
-            result.append(rect)
-    return tuple(result)
+            result = [kept for kept in result if rect_iou(rect, kept[1]) <= min_similarity_threshold]
+            result.append((index, rect))
+    return result
 
 
 @register_calculator
@@ -27,8 +33,13 @@ class AssociationNormRectCalculator(Calculator):
     (from the previous frame's landmarks) last, so a tracked hand keeps its landmark-based rect. Rotation is
     ignored in the overlap, as in MediaPipe. Streams without a packet at a timestamp are skipped.
 
+    FIRST_NORM_RECTS has the kept rects that came from the first stream, which lead the merged list: with the
+    detector's rects first, the objects found anew on this frame. The hands graph runs the tracked regions'
+    landmarks beside the detector and only these new ones after it, in MediaPipe's order.
+
     Ports:
-        NORM_RECTS (tuple of NormalizedRect, one or more streams) -> NORM_RECTS (tuple of NormalizedRect)
+        NORM_RECTS (tuple of NormalizedRect, one or more streams) -> NORM_RECTS (tuple of NormalizedRect),
+        FIRST_NORM_RECTS (tuple of NormalizedRect, optional)
 
     Example node:
         - calculator: AssociationNormRectCalculator
@@ -47,7 +58,11 @@ class AssociationNormRectCalculator(Calculator):
 
     NORM_RECTS = Input[tuple]("NORM_RECTS").multiple()
     OUT = Output[tuple]("NORM_RECTS")
+    FIRST = Output[tuple]("FIRST_NORM_RECTS")
 
     def process(self, ctx):
-        lists = [r for r in ctx.get(self.NORM_RECTS, []) if r]  # None (no packet) and the EMPTY loop marker
-        ctx.send(self.OUT, associate(lists, self.options.min_similarity_threshold))
+        # None (no packet) and the EMPTY loop marker count as no rects; positions kept, for FIRST_NORM_RECTS.
+        lists = [r if r else () for r in ctx.get(self.NORM_RECTS, [])]
+        kept = _associate(lists, self.options.min_similarity_threshold)
+        ctx.send(self.OUT, tuple(rect for _, rect in kept))
+        ctx.send(self.FIRST, tuple(rect for index, rect in kept if index == 0))

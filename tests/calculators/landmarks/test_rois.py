@@ -110,3 +110,29 @@ nodes:
     # Within one list too: the later of two overlapping rects stays.
     from calculators.landmarks.association_norm_rect import associate
     assert associate([(a, b, tracked)], 0.5) == (b, tracked)
+
+
+def test_association_first_norm_rects_are_the_first_streams_survivors():
+    # The hands graph's split: FIRST_NORM_RECTS (new hands) followed by the tracked list deduplicated on its own
+    # is exactly the merged list, in order, whatever overlaps whatever.
+    from calculators.landmarks.association_norm_rect import associate
+    a, b = NormalizedRect(0.3, 0.3, 0.2, 0.2), NormalizedRect(0.7, 0.7, 0.2, 0.2)
+    tracked = NormalizedRect(0.31, 0.3, 0.2, 0.2, 0.1)
+    tracked_twice = NormalizedRect(0.71, 0.7, 0.2, 0.2)  # overlaps b
+    from pipelines import Graph
+    graph = Graph.from_string("""
+inputs: [from_detector, from_tracking]
+outputs: [rects, new_rects]
+nodes:
+  - calculator: AssociationNormRectCalculator
+    inputs: {NORM_RECTS: [from_detector, from_tracking]}
+    outputs: {NORM_RECTS: rects, FIRST_NORM_RECTS: new_rects}
+    options: {min_similarity_threshold: 0.5}
+""")
+    detector = [(a, b), (), (a, b), (a, b)]
+    tracking = [(tracked,), (tracked,), (), (tracked, tracked_twice)]
+    out = graph.run({"from_detector": detector, "from_tracking": tracking}, outputs=["rects", "new_rects"],
+                    timeout=10)
+    assert [p.payload for p in out["new_rects"]] == [(b,), (), (a, b), ()]
+    for merged, new, tracks in zip(out["rects"], out["new_rects"], tracking):
+        assert merged.payload == new.payload + associate([tracks], 0.5)
