@@ -437,3 +437,25 @@ def test_run_graph_validate_fails_on_a_model_whose_input_shape_does_not_fit(tmp_
     for model in ("face_detection_short_range.onnx", "face_detection_short_range.tflite"):
         assert any(f'node "face_inference" (InferenceCalculator): model {model} expects input [1,128,128,3] but the '
                    "graph feeds [1,192,192,3]" in line for line in errors), errors
+
+
+@pytest.mark.openvino
+def test_openvino_keeps_compiled_models_in_framegraphs_cache(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("FRAMEGRAPH_CACHE", str(tmp_path))
+    engine, image = get_engine("openvino"), np.random.default_rng(0).random((1, 128, 128, 3), np.float32)
+    results = {}
+    for label, options in (("plain", {"model_cache": False}), ("compiled", {}), ("from the cache", {})):
+        configured, errors = configure_engine(EngineChoice("openvino", options=options))
+        assert errors == []
+        session = engine.load(ROOT / ONNX, configured.options)
+        try:
+            results[label] = session.run([image])
+        finally:
+            session.close()
+        if label == "plain":
+            assert not list(tmp_path.rglob("*.blob"))
+    assert list((tmp_path / "engines" / "openvino").glob("*.blob"))
+    for label in ("compiled", "from the cache"):
+        for got, want in zip(results[label], results["plain"]):
+            np.testing.assert_array_equal(got, want)
