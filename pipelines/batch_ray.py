@@ -81,7 +81,11 @@ class RayPool:
             time.sleep(timeout)
             return []
         events = []
-        ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout)
+        # Back as soon as one task has something (a finished file frees its slot at once), with whatever else
+        # is ready by then.
+        ready, rest = self._ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        if ready and rest:
+            ready += self._ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         for gen in ready:
             events += self._drain(gen)
         return events
