@@ -31,6 +31,12 @@ def run_batch_command(args, graph_path: Path) -> int:
         raise GraphConfigError(f"--jobs must be at least 1, got {args.jobs}")
     if args.retries < 0:
         raise GraphConfigError(f"--retries must be 0 or more, got {args.retries}")
+    if args.ray and not args.validate:  # Ray's import (about half a second) beside planning and validation
+        import threading
+
+        from .batch_ray import import_ray
+
+        threading.Thread(target=import_ray, name="framegraph-import-ray", daemon=True).start()
     config = load_graph(graph_path)
     store = open_store(args.output_dir)
     names = {flag: check_template(flag, getattr(args, flag)) for flag in ("output", "detections", "landmarks")

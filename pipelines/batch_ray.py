@@ -31,6 +31,15 @@ def _ray():
     return ray
 
 
+def import_ray() -> None:
+    """Import Ray ahead of its use (in a thread while the driver plans the batch); a missing Ray is reported
+    where it is used."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pass
+
+
 class RayPool:
     """The driver's backend for ``--ray``: at most `jobs` tasks in flight (default: the cluster's CPUs over the
     CPUs one file asks for)."""

@@ -46,6 +46,9 @@ class Calculator:
     #: How many ``process`` calls may run at once on one instance (see the module docstring). A node's
     #: ``max_in_flight:`` may not exceed it.
     max_in_flight: ClassVar[int] = 1
+    #: The option that sets how many threads the node's own native work uses (a decoder's), if any. A batch
+    #: running several files at once sets it to each file's share of the cores, where the graph leaves it unset.
+    threads_option: ClassVar[str | None] = None
 
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()

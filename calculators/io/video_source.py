@@ -61,6 +61,8 @@ class VideoSourceCalculator(Calculator):
           options: {source: "rtsp://192.168.1.20:554/stream1", reconnect_max_delay_s: 10, read_timeout_s: 5}
     """
 
+    threads_option = "threads"  # file decoding threads: a batch of several files at once gives each its share
+
     @dataclass(frozen=True)
     class Options:
         # "0".."9" camera; file or rtsp://, http(s):// URL; image; folder or glob of images. Relative paths: against
