@@ -32,8 +32,8 @@ class OpenVinoEngine(Engine):
     bf16 on CPUs that support it, which moved BlazeFace logits by up to 5 (assets/models/*.md).
 
     Compiled models are kept in OpenVINO's own model cache (CACHE_DIR) under framegraph's cache folder
-    ($FRAMEGRAPH_CACHE, default ~/.cache/framegraph; `model_cache: false` turns it off): compiling takes
-    0.3-0.7 s per model on a small CPU, loading it from the cache under 0.1 s. OpenVINO keys each entry by
+    ($FRAMEGRAPH_CACHE, default ~/.cache/framegraph; `model_cache: false` turns it off): compiling took
+    0.7-1.4 s per solution model on a 2-core VM, loading it from the cache 0.06-0.5 s. OpenVINO keys each entry by
     the model, the device and the settings, so a changed model or option compiles afresh."""
 
     @dataclass(frozen=True)
