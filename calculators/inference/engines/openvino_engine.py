@@ -16,9 +16,10 @@ import numpy as np
 
 from pipelines.engines import Engine, EngineOptions, Session, TensorSpec, parse_device
 
+log = logging.getLogger("framegraph.engines")
+
 # Virtual devices that pick or combine real ones; OpenVINO checks them itself.
 _META_DEVICES = ("auto", "hetero", "multi", "batch")
-log = logging.getLogger("framegraph.engines")
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 # Compile properties set from typed settings: naming them in `properties` too would be ambiguous.
 _TYPED = {"INFERENCE_PRECISION_HINT": "precision", "INFERENCE_NUM_THREADS": "threads",
