@@ -228,12 +228,14 @@ class Tracks:
 
 @dataclass(frozen=True)
 class RenderData:
-    """What to draw on a frame, in relative coordinates: boxes, points, and text lines."""
+    """What to draw on a frame, in relative coordinates: boxes, points, text and polylines. `extra` carries drawing
+    settings: "thickness" (pixels), "antialias" (False: OpenCV's LINE_8 for lines and points)."""
 
     boxes: tuple[tuple[tuple[float, float, float, float], tuple[int, int, int], str], ...] = ()  # (xyxy, rgb, label)
     points: tuple[tuple[tuple[float, float], tuple[int, int, int]], ...] = ()  # ((x, y), rgb)
     texts: tuple[tuple[str, tuple[float, float], tuple[int, int, int]], ...] = ()  # (text, (x, y), rgb)
-    lines: tuple[tuple[tuple[tuple[float, float], ...], tuple[int, int, int]], ...] = ()  # (polyline, rgb)
+    # (polyline, rgb); a polyline is a sequence of (x, y) points or an (L, 2) array of them
+    lines: tuple[tuple[Any, tuple[int, int, int]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,7 +19,8 @@ class AnnotationOverlayCalculator(Calculator):
     """Draws render data on a copy of each frame (MediaPipe's AnnotationOverlayCalculator).
 
     Boxes are anti-aliased rectangles with their label on a dark background, points filled circles, texts
-    on a dark background; with `show_fps` a frame-rate counter (wall clock, last `fps_window` frames) is
+    on a dark background; points and lines are anti-aliased too unless the render data's extra says
+    `antialias: False` (OpenCV's LINE_8, as MediaPipe draws); with `show_fps` a frame-rate counter (wall clock, last `fps_window` frames) is
     drawn bottom left. The input frame is never modified: the output is a new Frame with the same index,
     source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
     packet at a frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input
@@ -140,12 +141,13 @@ def _draw(canvas: list[_Plane], w: int, h: int, data: RenderData) -> None:
                           _SHIFT + p.half)
         if label:
             _label(canvas, w, h, label, (x1 >> _SHIFT, y1 >> _SHIFT), color, below=False)
+    line_type = cv2.LINE_AA if data.extra.get("antialias", True) else cv2.LINE_8
     if data.points:
         radius = max(2, int(round(min(h, w) / 150))) << _SHIFT
         for (x, y), color in data.points:
             center = (int(round(x * w * (1 << _SHIFT))), int(round(y * h * (1 << _SHIFT))))
             for p in canvas:
-                cv2.circle(p.array, center, radius, p.value(color), -1, cv2.LINE_AA, _SHIFT + p.half)
+                cv2.circle(p.array, center, radius, p.value(color), -1, line_type, _SHIFT + p.half)
     # One polylines call per run of lines of one colour (drawing order kept): a face mesh is ~2,500 segments, and a
     # call each would cost ~20 ms a frame.
     runs: list[tuple[tuple, list]] = []
@@ -156,11 +158,13 @@ def _draw(canvas: list[_Plane], w: int, h: int, data: RenderData) -> None:
             runs[-1][1].append(polyline)
     for color, polylines in runs:
         if all(len(line) == len(polylines[0]) for line in polylines):
-            pts = list(np.rint(np.asarray(polylines, np.float64) * scale[:2]).astype(np.int32))
+            stacked = (np.stack(polylines) if isinstance(polylines[0], np.ndarray)
+                       else np.asarray(polylines, np.float64))
+            pts = list(np.rint(stacked * scale[:2]).astype(np.int32))
         else:
             pts = [np.rint(np.asarray(line, np.float64) * scale[:2]).astype(np.int32) for line in polylines]
         for p in canvas:
-            cv2.polylines(p.array, pts, False, p.value(color), max(1, (thickness - 1) >> p.half), cv2.LINE_AA,
+            cv2.polylines(p.array, pts, False, p.value(color), max(1, (thickness - 1) >> p.half), line_type,
                           _SHIFT + p.half)
     for text, (x, y), color in data.texts:
         _label(canvas, w, h, text, (int(round(x * w)), int(round(y * h))), color, below=True)

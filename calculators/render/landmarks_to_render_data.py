@@ -19,8 +19,10 @@ class LandmarksToRenderDataCalculator(Calculator):
     landmark (`render_landmarks`) and the `connections` between them, a built-in table by name (hand, pose,
     face_mesh_tesselation, face_mesh_contours, face_mesh_irises, none) or polylines of landmark indices
     (`connection_polylines`). With `visibility_threshold` (pose), landmarks below it are not drawn, nor any
-    segment touching one. LANDMARKS takes one object's Landmarks or a list of them; an empty RenderData is sent
-    when there is nothing to draw, so the overlay never waits.
+    segment touching one. `antialias: false` draws the lines and points with OpenCV's LINE_8, as MediaPipe's own
+    drawing does: a face mesh tesselation is 2,556 one-pixel segments, and anti-aliasing them costs the overlay 2-4
+    times as much. LANDMARKS takes one object's Landmarks or a list of them; an empty RenderData is sent when
+    there is nothing to draw, so the overlay never waits.
 
     Ports:
         LANDMARKS (Landmarks or list of Landmarks, relative) -> RENDER_DATA (RenderData)
@@ -40,6 +42,7 @@ class LandmarksToRenderDataCalculator(Calculator):
         connection_color: Color = (0, 255, 0)
         thickness: float = 2.0
         render_landmarks: bool = True
+        antialias: bool = True
         visibility_threshold: float | None = None
 
         def __post_init__(self):
@@ -57,6 +60,10 @@ class LandmarksToRenderDataCalculator(Calculator):
 
     def open(self, ctx):
         self._polylines = tuple(self.options.connection_polylines) or TABLES[self.options.connections]
+        lengths = {len(line) for line in self._polylines}
+        # A table of polylines of one length (the tesselation's triangles) is gathered in one indexing.
+        self._table = np.array(self._polylines, np.intp) if len(lengths) == 1 and min(lengths) >= 2 else None
+        self._extra = {"thickness": float(self.options.thickness), "antialias": bool(self.options.antialias)}
 
     def process(self, ctx):
         value = ctx.get(self.LANDMARKS)
@@ -66,8 +73,7 @@ class LandmarksToRenderDataCalculator(Calculator):
             p, l = self.render(landmarks)
             points += p
             lines += l
-        ctx.send(self.RENDER_DATA, RenderData(points=tuple(points), lines=tuple(lines),
-                                              extra={"thickness": float(self.options.thickness)}))
+        ctx.send(self.RENDER_DATA, RenderData(points=tuple(points), lines=tuple(lines), extra=dict(self._extra)))
 
     def render(self, landmarks: Landmarks) -> tuple[list, list]:
         o = self.options
@@ -79,6 +85,10 @@ class LandmarksToRenderDataCalculator(Calculator):
             shown = landmarks.visibility >= o.visibility_threshold
         lines = []
         color = tuple(o.connection_color)
+        if self._table is not None and bool(shown.all()) and int(self._table.max()) < len(xy):
+            # Every polyline whole: all of them in one gather, each an (L, 2) array of relative points.
+            gathered = landmarks.xyz[:, :2].astype(np.float64)[self._table]
+            return self._points(xy, shown), [(line, color) for line in gathered]
         for polyline in self._polylines:
             run: list = []
             for i in polyline:  # a hidden or missing landmark breaks the polyline in two
@@ -90,8 +100,10 @@ class LandmarksToRenderDataCalculator(Calculator):
                 run = []
             if len(run) >= 2:
                 lines.append((tuple(run), color))
-        points = []
-        if o.render_landmarks:
-            dot = tuple(o.landmark_color)
-            points = [(tuple(p), dot) for p, s in zip(xy, shown) if s]
-        return points, lines
+        return self._points(xy, shown), lines
+
+    def _points(self, xy: list, shown: np.ndarray) -> list:
+        if not self.options.render_landmarks:
+            return []
+        dot = tuple(self.options.landmark_color)
+        return [(tuple(p), dot) for p, s in zip(xy, shown) if s]
