@@ -68,13 +68,15 @@ def batch(graph: str, src: Path, out: Path, sets: list[str], video: bool, *extra
                 "--no-progress", "--quiet", *names, *sets, *extra])
 
 
-def start_ray_cluster(port: int = 6391):
-    """Two Ray nodes on this machine (``ray start``, one CPU each, token authentication); returns the address and
-    a function that stops them. On a machine whose Ray would take the network interface's address, run the
-    benchmark inside a network namespace with only loopback (docs/benchmarks.md)."""
+def start_ray_cluster(port: int = 6391, worker_niceness: int = 0):
+    """Two Ray nodes on this machine (``ray start``, one CPU each, token authentication, workers at
+    `worker_niceness`); returns the address and a function that stops them. On a machine whose Ray would take the
+    network interface's address, run the benchmark inside a network namespace with only loopback
+    (docs/benchmarks.md)."""
     import secrets
 
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0",
+                      RAY_worker_niceness=str(worker_niceness))
     temp = tempfile.mkdtemp(prefix="fgray", dir="/tmp")  # short: Ray's socket paths live under it
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     address = f"127.0.0.1:{port}"
@@ -105,12 +107,15 @@ def main() -> int:
     p.add_argument("--ray-jobs", type=int, default=2, help="files at once on Ray (default 2)")
     p.add_argument("--start-ray-cluster", action="store_true",
                    help="start a 2-node Ray cluster here (ray start, one CPU per node) and run through it too")
+    p.add_argument("--ray-worker-niceness", type=int, default=0,
+                   help="the started cluster's worker niceness (RAY_worker_niceness; Ray's own default is 15, which "
+                        "puts the files below Ray's agents and the driver)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="passed to every run, e.g. face_detection/inference.threads=1")
     args = p.parse_args()
     stop_cluster = None
     if args.start_ray_cluster:
-        args.ray, stop_cluster = start_ray_cluster()
+        args.ray, stop_cluster = start_ray_cluster(worker_niceness=args.ray_worker_niceness)
     try:
         return measure(args)
     finally:

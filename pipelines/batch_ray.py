@@ -48,8 +48,12 @@ class RayPool:
                  gpus_per_file: float = 0, max_retries: int = 3):
         ray = self._ray = _ray()
         if not ray.is_initialized():
-            ray.init(address=None if address == "local" else address, logging_level="warning",
-                     log_to_driver=False, configure_logging=False)
+            local = address == "local"
+            # Ray starts its workers at nice 15, below its own agents and this driver; on a cluster of its own the
+            # batch is the work, and at 15 it lost ~15% to them on 2 cores (docs/benchmarks.md). A cluster that
+            # `ray start` made keeps its own setting (RAY_worker_niceness there).
+            ray.init(address=None if local else address, logging_level="warning", log_to_driver=False,
+                     configure_logging=False, **({"_system_config": {"worker_niceness": 0}} if local else {}))
         self.address = address
         self.spec = spec
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
