@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["overhead.py", "parallel_nodes.py", "process_executor.py", "face_pipeline.py", "pipeline_limit.py",
-              "encoders.py", "decode_threads.py", "detect_interval.py", "tracking.py", "engines.py", "batch.py",
+              "frame_conversions.py", "overlay_mesh.py", "encoders.py", "decode_threads.py", "detect_interval.py", "tracking.py", "engines.py", "batch.py",
               "solutions.py", "solution_models.py", "streams.py"]
 
 
