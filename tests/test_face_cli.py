@@ -64,6 +64,7 @@ def test_the_readme_command_runs_on_the_bundled_clip(tmp_path):
     assert "engine onnxruntime" in result.stderr  # the chosen engine is said
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["openvino", "litert"])
 def test_engine_flag_switches_every_inference_node(engine, tmp_path):
     module = {"openvino": "openvino", "litert": "ai_edge_litert"}[engine]
@@ -132,6 +133,7 @@ def test_unreadable_video_is_one_clear_error(tmp_path):
     assert "cut.mp4" in line and "not a video" in line
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_what_decodes_and_exits_non_zero(tmp_path):
     clip = faststart_copy(media.require(media.carphone_clip), tmp_path / "whole.mp4")
     data = clip.read_bytes()

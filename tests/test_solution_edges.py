@@ -58,6 +58,7 @@ def _grace_hopper_frames() -> list[np.ndarray]:
     return _read_clip(media.require(media.grace_hopper_pan_clip))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph", LANDMARK_GRAPHS + ["selfie_segmentation"])
 def test_nobody_in_view_finds_nothing_and_draws_nothing(graph, tmp_path):
     clip = _write_clip(tmp_path / "black.mp4", [np.zeros((240, 320, 3), np.uint8)] * 8)

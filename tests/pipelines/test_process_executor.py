@@ -69,6 +69,7 @@ def nothing_left_behind():
     assert our_blocks() == []
 
 
+@pytest.mark.slow
 def test_stateless_node_runs_calls_in_parallel_workers_and_emits_in_order():
     g = graph("{calculator: BusyCalculator, name: busy, inputs: {IN: n}, outputs: {OUT: out}, executor: heavy, "
               "max_in_flight: 2, options: {work: 2000, sleep: 0.01}}")

@@ -52,6 +52,7 @@ def test_an_unknown_graph_name_suggests_the_built_in_ones(tmp_path):
     assert missing.returncode == 2 and "my/graph.yaml: graph file not found" in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_users_graph_keeps_its_own_relative_paths(tmp_path):
     (tmp_path / "project").mkdir()
     clip = ROOT / "assets" / "media" / "astronaut_pan.mp4"

@@ -47,6 +47,7 @@ def detect(model: str, images: list[np.ndarray]) -> list:
     return [p.payload.to_pixels(img.shape[1], img.shape[0]) for p, img in zip(packets, images)]
 
 
+@pytest.mark.slow
 @pytest.mark.onnxruntime
 @pytest.mark.parametrize("media_name", list(MEDIA))
 @pytest.mark.parametrize("model", MODELS)

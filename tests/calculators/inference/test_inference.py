@@ -109,6 +109,7 @@ def test_every_engine_agrees_with_onnxruntime(engine, model, tensors, reference,
     assert sigmoid(outputs[0][1]).max() > 0.9  # the astronaut's face is found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, score_tolerance", [("short_range", 0.003), ("full_range", 0.01)])
 def test_graph_reproduces_mediapipe_face_scores(model, score_tolerance):
     """ImageToTensor -> Inference in one graph gives the best face score per carphone frame that MediaPipe's own

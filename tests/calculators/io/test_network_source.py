@@ -143,6 +143,7 @@ def test_reconnect_off_fails_at_the_first_refusal():
     assert "could not connect: Connection refused (reconnect is off)" in str(err) and took < 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stalling_server", [0], indirect=True)
 def test_a_server_that_accepts_and_never_answers_is_cut_by_the_read_timeout(stalling_server):
     text = network_graph(stalling_server.url, read_timeout_s=0.4, reconnect_max_attempts=2, reconnect_delay_s=0.05)
@@ -206,6 +207,7 @@ nodes:
     assert time.monotonic() - start < 1.0, "stop() waited for the backoff"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_backoff_exits_at_once(tmp_path):
     import signal
     import subprocess

@@ -135,6 +135,7 @@ def test_jsonl_keeps_whole_lines_when_the_disk_fills_up(tmp_path):
     assert 0 < len(rows) < 100 and [r["frame"] for r in rows] == list(range(len(rows)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
 def test_video_keeps_whole_fragments_when_the_disk_fills_up(tmp_path):
     av = pytest.importorskip("av")
@@ -145,6 +146,7 @@ def test_video_keeps_whole_fragments_when_the_disk_fills_up(tmp_path):
     assert 25 <= decoded < 250  # the fragments written in full, at least the first second
 
 
+@pytest.mark.slow
 def test_cli_names_the_node_and_the_file_in_one_line():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("cv2", reason="the face graph needs OpenCV and PyAV (pip install 'framegraph[video]')")

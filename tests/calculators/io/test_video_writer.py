@@ -61,6 +61,7 @@ def count_cv2(path) -> tuple[int, float, tuple[int, int]]:
     return n, fps, size
 
 
+@pytest.mark.slow
 def test_round_trip_keeps_count_size_rate_and_pixels(tmp_path):
     clip = require(astronaut_pan_clip)
     out = tmp_path / "nested" / "dir" / "copy.mp4"  # parent folders are created
@@ -142,6 +143,7 @@ Graph.from_string(sys.argv[1]).run(timeout=60)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32", reason="needs SIGKILL")
 def test_file_plays_after_the_process_is_killed(tmp_path):
     clip = require(astronaut_pan_clip)

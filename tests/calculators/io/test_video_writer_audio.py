@@ -126,6 +126,7 @@ Graph.from_string(sys.argv[1]).run(timeout=60)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32", reason="needs SIGKILL")
 def test_a_killed_run_leaves_a_playable_file_with_audio(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", seconds=4.0)

@@ -99,6 +99,7 @@ def test_the_face_stays_hidden_on_frames_the_detector_misses(dropper, empty):
                                             f"): mean difference {diff:.1f}, detail left {detail:.0%}")
 
 
+@pytest.mark.slow
 @pytest.mark.onnxruntime
 def test_without_tracks_the_face_would_blink(dropper):
     """The control: the misses above are real, and only TRACKS bridges them."""
