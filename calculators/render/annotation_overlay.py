@@ -21,8 +21,8 @@ class AnnotationOverlayCalculator(Calculator):
     Boxes are anti-aliased rectangles with their label on a dark background, points filled circles, texts
     on a dark background; points and lines are anti-aliased too unless the render data's extra says
     `antialias: False` (OpenCV's LINE_8, as MediaPipe draws); with `show_fps` a frame-rate counter (wall
-    clock, last `fps_window` frames) is drawn bottom left. The input frame is never modified: the output is a new Frame with the same index,
-    source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
+    clock, last `fps_window` frames) is drawn bottom left. The input frame is never modified: the output is a
+    new Frame with the same index, source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
     packet at a frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input
     frame itself is sent on (copy on write). A frame holding yuv420p planes is drawn on a copy of its planes (each
     shape in each colour's Y, U and V, chroma at half size) and stays planes, so the writer encodes it with no
