@@ -85,14 +85,15 @@ class Detector:
         return self.postprocess(self.infer(tensor))
 
 
-def open_encoder(path: Path, width: int, height: int, fps: float):
-    """libx264 as the writer opens it: crf 23, veryfast, threads 0, PyAV's thread type, a keyframe every 2 s."""
+def open_encoder(path: Path, width: int, height: int, fps: float, thread_type: str = "FRAME"):
+    """libx264 as the writer opens it: crf 23, veryfast, threads 0, frame threads, a keyframe every 2 s.
+    thread_type="SLICE" is PyAV's default, what a plain PyAV loop gets."""
     rate = Fraction(fps).limit_denominator(1001)
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=rate)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     cc = stream.codec_context
-    cc.thread_count, cc.gop_size = 0, max(1, round(2 * fps))
+    cc.thread_count, cc.thread_type, cc.gop_size = 0, thread_type, max(1, round(2 * fps))
     cc.options = {"crf": str(CRF), "preset": PRESET}
     return container, stream
 
@@ -147,16 +148,17 @@ def stage_costs(clip: Path, tmp: Path, sample: int = 40) -> dict[str, Cost]:
     return costs
 
 
-def careful_loop(clip: Path, out: Path) -> int:
+def careful_loop(clip: Path, out: Path, thread_type: str = "FRAME") -> int:
     """A careful user's loop: OpenCV decode, letterbox on BGR and only the 128x128 picture to RGB, ONNX Runtime
-    with its defaults, the graph's OpenCV drawing, OpenCV's BGR->I420 into PyAV's libx264 at the writer's settings."""
+    with its defaults, the graph's OpenCV drawing, OpenCV's BGR->I420 into PyAV's libx264 at the writer's settings
+    (frame threads; thread_type="SLICE": PyAV's default, as a plain loop has it)."""
     from calculators.render.annotation_overlay import draw
 
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     detector = Detector(width, height, spinning=True)
-    container, stream = open_encoder(out, width, height, fps)
+    container, stream = open_encoder(out, width, height, fps, thread_type)
     frames = 0
     while True:
         ok, bgr = cap.read()

@@ -38,6 +38,8 @@ NVENC_PRESETS = dict(zip(X264_PRESETS, ("p1", "p1", "p2", "p3", "p4", "p5", "p6"
 QSV_PRESETS = {p: min(max(p, "veryfast", key=X264_PRESETS.index), "veryslow", key=X264_PRESETS.index)
                for p in X264_PRESETS}
 MAX_THREADS = 128  # x264's own limit (X264_THREAD_MAX)
+#: FFmpeg's threading kinds, as the writer's thread_type option names them.
+THREAD_TYPES = ("frame", "slice")
 #: Picture formats the writer can hand an encoder, best first: I420 as converted, or NV12 (Quick Sync takes
 #: only that from system memory).
 INPUT_FORMATS = ("yuv420p", "nv12")

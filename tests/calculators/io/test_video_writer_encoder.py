@@ -69,6 +69,17 @@ def test_preset_crf_and_threads_reach_x264(tmp_path):
     assert s["cabac"] == "0" and s["subme"] == "0" and s["me"] == "dia"  # what only ultrafast turns off
 
 
+@pytest.mark.parametrize("thread_type, sliced", [("frame", "0"), ("slice", "1")])
+def test_thread_type_reaches_x264_and_every_frame_is_written(tmp_path, thread_type, sliced):
+    # Frame threads hold frames back inside x264; closing must still drain every one of them into the file.
+    frames = moving_frames(320, 240, count=20)
+    path = write(tmp_path / f"{thread_type}.mp4", frames, thread_type=thread_type, threads=3)
+    s = x264_settings(path)
+    assert s["sliced_threads"] == sliced and s["threads"] == "3"
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(frames)
+
+
 def test_preset_and_crf_change_the_size_as_expected(tmp_path):
     frames = moving_frames(count=12)
     size = {name: write(tmp_path / f"{name}.mp4", frames, **opts).stat().st_size for name, opts in {
@@ -109,6 +120,7 @@ def test_each_encoder_gets_a_picture_format_it_takes():
                       "veryslow, placebo; got 'quick'"),
     ("threads: -1", r"threads must be 0..128 \(0: the encoder picks\), got -1"),
     ("crf: 52", "crf must be 0..51"),
+    ("thread_type: auto", "thread_type must be one of frame, slice; got 'auto'"),
     ("codec: ''", "codec must name an encoder"),
     ("codec: h265x", "codec 'h265x': encoder 'h265x' is not in this PyAV/FFmpeg build; use h264"),
     ("codec: aac", "encoder 'aac' is not a video encoder"),
