@@ -81,7 +81,7 @@ def run_item(spec: JobSpec, item: BatchItem, token: str,
 
         handle = graph.start()
         if progress in handle.streams:
-            handle.observe(progress, count)
+            handle.observe(progress, count, content=False)
         if still_stream is not None:
             handle.observe(still_stream, keep)
         while not handle.wait(timeout=poll_s):

@@ -149,6 +149,16 @@ class CalculatorContext:
                              "(sources have no current timestamp; pass timestamp=...)")
         self._outputs.append((tag, index, ts, value))
 
+    def wanted(self, port: Port | str) -> bool:
+        """Whether anything reads the content of what is sent on output `port`: a consumer whose input is not
+        `Input.timing()`, or an observer that did not say content=False. When not, a node may send a cheaper
+        stand-in with the same timestamp and metadata (the overlay: the frame undrawn). True where unknown."""
+        outputs = getattr(self._node, "outputs", None)
+        if outputs is None:  # a process executor's worker: the graph's wiring is in the parent
+            return True
+        tag = port if isinstance(port, str) else port.tag
+        return any(s is not None and s.content_readers for s in outputs.get(tag, ()))
+
     def set_next_timestamp_bound(self, port: Port | str, timestamp: int) -> None:
         """Promise that nothing earlier than `timestamp` will be sent on `port`. A bound of ``DONE`` closes the
         port's streams (nothing can follow); a bound past it is a TimestampError."""

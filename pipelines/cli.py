@@ -363,7 +363,7 @@ def _progress_bar(handle, config, args):
                 bar.refresh()
         bar.update(1)
 
-    handle.observe(stream, on_packet)
+    handle.observe(stream, on_packet, content=False)  # counts frames, reads total_frames: never the pixels
     return bar
 
 

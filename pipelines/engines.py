@@ -170,7 +170,12 @@ class EngineOptions:
 
 
 class Session:
-    """A model loaded by an engine. One caller at a time (a calculator instance is never called concurrently)."""
+    """A model loaded by an engine. One caller at a time (a calculator instance is never called concurrently),
+    unless `concurrent` says the engine's runtime takes calls from several threads at once."""
+
+    #: run() may be called from several threads at once (ONNX Runtime's sessions are thread-safe): streams
+    #: sharing the session then run side by side, as separate processes would, instead of taking turns.
+    concurrent: bool = False
 
     def __init__(self, engine: str, model_path: Path, device: str, inputs: Sequence[TensorSpec],
                  outputs: Sequence[TensorSpec], details: str = ""):

@@ -155,12 +155,14 @@ class GraphHandle:
                 return
             yield item
 
-    def observe(self, stream: str, callback) -> None:
+    def observe(self, stream: str, callback, content: bool = True) -> None:
         """Call `callback(packet)` for every packet on `stream`, and `callback(None)` when it closes. Runs on the
-        scheduler's thread under its lock: keep it quick (count, copy a reference), never block."""
+        scheduler's thread under its lock: keep it quick (count, copy a reference), never block. content=False
+        promises it reads only timestamps and metadata (a progress count): a producer nobody else reads may then
+        skip the work on the content (the overlay sends its frames undrawn; see CalculatorContext.wanted)."""
         if stream not in self._runner.streams:
             raise PipelineError(f"no stream named '{stream}' in the graph; streams: {', '.join(self._runner.streams)}")
-        self._runner.observe(stream, callback)
+        self._runner.observe(stream, callback, content)
 
     @property
     def streams(self) -> list[str]:

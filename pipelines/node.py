@@ -73,6 +73,7 @@ class NodeRuntime:
         in_ports = resolved.cls.input_ports()
         for tag, index, stream, back_edge, queue in resolved.inputs:
             q = InputQueue(self, tag, index, stream, back_edge, queue.size, queue.overflow)
+            q.timing_only = in_ports[tag].timing_only
             self.inputs.append(q)
             (self.back_inputs if back_edge else self.sync_inputs).append(q)
             if in_ports[tag].is_multiple:

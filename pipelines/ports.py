@@ -15,12 +15,19 @@ class Port(Generic[T]):
     is_optional: bool = False
     is_multiple: bool = False
     doc: str = ""
+    #: An input that reads only when a packet came (its timestamp), never what it holds (FlowLimiter's FINISHED).
+    timing_only: bool = False
 
     def optional(self):
         return dataclasses.replace(self, is_optional=True)
 
     def multiple(self):
         return dataclasses.replace(self, is_multiple=True)
+
+    def timing(self):
+        """This input uses only the packets' timestamps: a producer whose output goes nowhere else may skip the
+        work on its content (``CalculatorContext.wanted``); the overlay, for one, then sends frames undrawn."""
+        return dataclasses.replace(self, timing_only=True)
 
     @property
     def type_name(self) -> str:

@@ -66,6 +66,7 @@ class GraphRunner:
         for node in self.nodes:
             for q in node.inputs:
                 self.streams[q.stream].consumers.append(q)
+                self.streams[q.stream].content_readers += not q.timing_only
         for node in self.nodes:
             node.blocking_consumers = [q for s in node.streams for q in s.consumers if q.throttles]
             node.producers = list({id(p): p for q in node.inputs
@@ -187,9 +188,12 @@ class GraphRunner:
             self._schedule_consumers(stream)
             self._check_finished()
 
-    def observe(self, stream: str, callback: Callable[[Packet | None], Any]) -> None:
-        """Call `callback(packet)` for every packet on `stream` (under the scheduler lock: keep it quick), None at close."""
-        self.streams[stream].observers.append(callback)
+    def observe(self, stream: str, callback: Callable[[Packet | None], Any], content: bool = True) -> None:
+        """Call `callback(packet)` for every packet on `stream` (under the scheduler lock: keep it quick), None at
+        close. content=False: it reads only timestamps and metadata, so the producer may skip its content work."""
+        s = self.streams[stream]
+        s.observers.append(callback)
+        s.content_readers += bool(content)
 
     # ------------------------------------------------------------ the worker
 

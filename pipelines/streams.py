@@ -12,7 +12,7 @@ class InputQueue:
     """One consumer's queue on one stream, with the stream's timestamp bound as this consumer sees it."""
 
     __slots__ = ("node", "tag", "index", "stream", "back_edge", "maxsize", "overflow", "items", "bound",
-                 "max_depth", "drops", "discarding", "throttles", "held")
+                 "max_depth", "drops", "discarding", "throttles", "held", "timing_only")
 
     def __init__(self, node, tag: str, index: int, stream: str, back_edge: bool, maxsize: int, overflow: str):
         self.node = node
@@ -32,6 +32,7 @@ class InputQueue:
         #: Packets a running batch took off the front beyond its first (see NodeRuntime.take_batch): still
         #: counted as queued, so a producer sees the same room as if the consumer took one at a time.
         self.held = 0
+        self.timing_only = False  # the consumer's port reads only timestamps (Input.timing()); set when wired
 
     @property
     def full(self) -> bool:
@@ -64,7 +65,7 @@ class InputQueue:
 class Stream:
     """A named stream: one producer, any number of consumer queues and observers."""
 
-    __slots__ = ("name", "producer", "consumers", "observers", "bound")
+    __slots__ = ("name", "producer", "consumers", "observers", "bound", "content_readers")
 
     def __init__(self, name: str, producer: str):
         self.name = name
@@ -72,6 +73,8 @@ class Stream:
         self.consumers: list[InputQueue] = []
         self.observers: list[Callable[[Packet | None], Any]] = []  # called with None at close
         self.bound = 0
+        #: Consumers and observers that read the packets' content, not only their timestamps.
+        self.content_readers = 0
 
     def emit(self, packet: Packet) -> None:
         ts = packet.timestamp

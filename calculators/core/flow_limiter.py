@@ -36,7 +36,7 @@ class FlowLimiterCalculator(Calculator):
                 raise ValueError("max_in_flight and max_in_queue must be >= 0")
 
     IN = Input[Any]("IMAGE")
-    FINISHED = Input[Any]("FINISHED").optional()
+    FINISHED = Input[Any]("FINISHED").optional().timing()  # only when something finished counts
     OUT = Output[Any]("IMAGE")
     ALLOW = Output[bool]("ALLOW")
     # FINISHED arrives with older timestamps than IMAGE; both must be handled as they come.

@@ -5,7 +5,8 @@ Several instances of a graph in one process (`pipelines.multistream`: one per ca
 InferenceCalculator; loading the model once per stream would cost its memory and load time once per stream. They
 share one session instead: the first `acquire` loads it, later ones get a handle on the same model, the last
 `release` closes it. Calls are serialized (engines promise one caller at a time), so sharing is safe whichever
-engine runs it; the nodes of one stream still overlap with the others' decode, drawing and encoding.
+engine runs it; the nodes of one stream still overlap with the others' decode, drawing and encoding. A session
+that says it is `concurrent` (ONNX Runtime on the CPU) is called by the streams side by side instead.
 
 With `max_batch` > 1 and a model whose first dimension is dynamic, calls that arrive together run as one: the
 first caller waits up to `timeout_s` for the other streams that are feeding the session (those that called in
@@ -104,6 +105,11 @@ class SharedModel:
         return request.result
 
     def _run(self, arrays: list) -> list:
+        if self.inner.concurrent:  # the engine takes callers side by side; only the counts need the lock
+            with self._run_lock:
+                self.calls += 1
+                self.rows += 1
+            return self.inner.run(arrays)
         with self._run_lock:
             self.calls += 1
             self.rows += 1

@@ -24,7 +24,8 @@ class AnnotationOverlayCalculator(Calculator):
     clock, last `fps_window` frames) is drawn bottom left. The input frame is never modified: the output is a
     new Frame with the same index, source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
     packet at a frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input
-    frame itself is sent on (copy on write). A frame holding yuv420p planes is drawn on a copy of its planes (each
+    frame itself is sent on (copy on write), as it is when nothing reads the output's pixels (its only consumer a
+    flow limiter's FINISHED, which reads timestamps: `CalculatorContext.wanted`). A frame holding yuv420p planes is drawn on a copy of its planes (each
     shape in each colour's Y, U and V, chroma at half size) and stays planes, so the writer encodes it with no
     conversion; against drawing in RGB and converting, luma differs by 0.05 levels on average, chroma by 0.5 (up to
     ~90 along 1-pixel lines, which the half-size chroma draws 2 pixels wide).
@@ -66,8 +67,10 @@ class AnnotationOverlayCalculator(Calculator):
         if self.options.show_fps and len(self._times) >= 2:
             elapsed = self._times[-1] - self._times[0]
             fps = (len(self._times) - 1) / elapsed if elapsed > 0 else None
-        if not drawings and fps is None:
-            ctx.send(self.OUT, frame)  # nothing to draw: the frame itself, planes and all (copy on write)
+        if (not drawings and fps is None) or not ctx.wanted(self.OUT):
+            # Nothing to draw, or nobody looks (only a flow limiter's FINISHED, a progress count: --detections
+            # without --output or a window): the frame itself, planes and all (copy on write).
+            ctx.send(self.OUT, frame)
             return
         if frame.yuv420p is not None:
             # Drawn on a copy of the planes the encoder takes: no conversion to RGB and back for the writer.

@@ -151,6 +151,8 @@ class OnnxRuntimeEngine(Engine):
 
 
 class _OrtSession(Session):
+    # InferenceSession.run is thread-safe on the CPU provider; GPU providers share one device stream, so calls
+    # there keep taking turns (and a GPU is not short of threads to begin with).
     def __init__(self, sess, model_path: Path, threads: int, precision: str = "f32"):
         self._sess = sess
         inputs = [_spec(i) for i in sess.get_inputs()]
@@ -164,6 +166,7 @@ class _OrtSession(Session):
         super().__init__("onnxruntime", model_path, device, inputs, outputs, details)
         self._in_names = [s.name for s in inputs]
         self._out_names = [s.name for s in outputs]
+        self.concurrent = device == "cpu"
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self._sess.run(self._out_names, dict(zip(self._in_names, arrays)))
