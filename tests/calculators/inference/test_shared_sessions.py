@@ -130,3 +130,37 @@ def test_an_engine_error_reaches_every_stream_of_the_batch():
     assert ok[0].shape == (1, 896, 16)
     for s in sessions:
         s.close()
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_unbatched_calls_overlap_only_on_a_session_that_takes_concurrent_callers(concurrent):
+    pool = SessionPool()
+    sessions = [pool.acquire("face-unbatched", load(FIXED_MODEL), Batching())[0] for _ in range(2)]
+    model = sessions[0].model
+    assert model.inner.concurrent is True  # ONNX Runtime on the CPU
+    model.inner.concurrent = concurrent
+    real_run, inside, most = model.inner.run, [0], [0]
+    lock = threading.Lock()
+
+    def counted_run(arrays):  # the real session's run, with how many callers are inside it at once
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.005)  # wide enough that two callers released together meet inside
+            return real_run(arrays)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    model.inner.run = counted_run
+    inputs = [frames(4, seed=i) for i in range(2)]
+    results = call_together(sessions, inputs, rounds=4)
+    alone = get_engine("onnxruntime").load(FIXED_MODEL, EngineOptions(threads=1))
+    for i in range(2):
+        for r in range(4):
+            for got, want in zip(results[i][r], alone.run([inputs[i][r]])):
+                np.testing.assert_array_equal(got, want)
+    assert most[0] == (2 if concurrent else 1) and model.calls == 8
+    for s in sessions:
+        s.close()
