@@ -76,6 +76,7 @@ def test_engine_flag_switches_every_inference_node(engine, tmp_path):
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_missing_source_file():
     result = run_graph("graphs/face_detect.yaml", "--source", "no/such/clip.mp4")
     assert result.returncode == 1
@@ -83,6 +84,7 @@ def test_missing_source_file():
     assert 'node "source" (VideoSourceCalculator)' in line and "no/such/clip.mp4" in line and "not found" in line
 
 
+@pytest.mark.slow
 def test_absent_camera():
     result = run_graph("graphs/face_detect.yaml", "--source", "7", timeout=60)
     assert result.returncode == 1
@@ -98,6 +100,7 @@ def test_missing_model_file_is_refused_at_validation():
     assert 'node "face_detection/inference"' in line
 
 
+@pytest.mark.slow
 def test_model_whose_input_shape_does_not_fit_is_refused_at_validation():
     result = run_graph("graphs/face_detect.yaml", "--set",
                        "face_detection.model=[assets/models/face_detection_full_range.onnx]", "--validate")
@@ -123,6 +126,7 @@ def faststart_copy(clip: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_unreadable_video_is_one_clear_error(tmp_path):
     clip = media.require(media.carphone_clip)
     broken = tmp_path / "cut.mp4"
@@ -163,6 +167,7 @@ def test_ctrl_c_mid_run_leaves_a_playable_video(tmp_path):
     assert 0 < frames < 90 and (width, height) == (320, 240)
 
 
+@pytest.mark.slow
 def test_list_engines_shows_installed_engines_with_versions():
     result = run_graph("--list-engines")
     assert result.returncode == 0

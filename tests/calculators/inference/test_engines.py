@@ -102,6 +102,7 @@ def _run(code: str, **env) -> str:
     return out.stdout
 
 
+@pytest.mark.slow
 def test_loading_every_calculator_and_naming_engines_imports_no_runtime():
     out = _run("""
         import json, sys
