@@ -2,7 +2,7 @@
 
 VideoWriterCalculator (libx264, crf 23) writes the same decoded frames, held in memory, once per setting:
 veryfast (the default) against superfast and ultrafast, and the default preset with 1 and 2 encoder threads
-against threads 0 (x264 picks). Rounds alternate the settings; figures are medians, and the spread across
+against threads 0 (x264 picks), and with slice threads against the default frame threads. Rounds alternate the settings; figures are medians, and the spread across
 rounds ((max - min) / median of the wall time) says how noisy the machine was.
 
     python benchmarks/encoders.py [--rounds 3] [--seconds 4] [--size 1280x720]
@@ -35,6 +35,7 @@ SETTINGS = {
     "ultrafast": {"preset": "ultrafast"},
     "veryfast, threads 1": {"threads": 1},
     "veryfast, threads 2": {"threads": 2},
+    "veryfast, slice threads": {"thread_type": "slice"},
     "ultrafast, threads 1": {"preset": "ultrafast", "threads": 1},
 }
 
