@@ -105,15 +105,12 @@ class SharedModel:
         return request.result
 
     def _run(self, arrays: list) -> list:
-        if self.inner.concurrent:  # the engine takes callers side by side; only the counts need the lock
-            with self._run_lock:
-                self.calls += 1
-                self.rows += 1
-            return self.inner.run(arrays)
         with self._run_lock:
             self.calls += 1
             self.rows += 1
-            return self.inner.run(arrays)
+            if not self.inner.concurrent:
+                return self.inner.run(arrays)
+        return self.inner.run(arrays)  # the engine takes callers side by side: only the counts needed the lock
 
     def _gather(self) -> list[_Request]:
         """Under the condition's lock: the requests of the next call, waiting up to the timeout for the callers

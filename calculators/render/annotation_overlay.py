@@ -18,17 +18,17 @@ _TEXT_BG = (24, 24, 24)
 class AnnotationOverlayCalculator(Calculator):
     """Draws render data on a copy of each frame (MediaPipe's AnnotationOverlayCalculator).
 
-    Boxes are anti-aliased rectangles with their label on a dark background, points filled circles, texts
-    on a dark background; points and lines are anti-aliased too unless the render data's extra says
-    `antialias: False` (OpenCV's LINE_8, as MediaPipe draws); with `show_fps` a frame-rate counter (wall
-    clock, last `fps_window` frames) is drawn bottom left. The input frame is never modified: the output is a
-    new Frame with the same index, source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a
-    packet at a frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input
-    frame itself is sent on (copy on write), as it is when nothing reads the output's pixels (its only consumer a
-    flow limiter's FINISHED, which reads timestamps: `CalculatorContext.wanted`). A frame holding yuv420p planes is drawn on a copy of its planes (each
-    shape in each colour's Y, U and V, chroma at half size) and stays planes, so the writer encodes it with no
-    conversion; against drawing in RGB and converting, luma differs by 0.05 levels on average, chroma by 0.5 (up to
-    ~90 along 1-pixel lines, which the half-size chroma draws 2 pixels wide).
+    Boxes are anti-aliased rectangles with their label on a dark background, points filled circles, texts on a dark
+    background; points and lines are anti-aliased too unless the render data's extra says `antialias: False`
+    (OpenCV's LINE_8, as MediaPipe draws); with `show_fps` a frame-rate counter (wall clock, last `fps_window`
+    frames) is drawn bottom left. The input frame is never modified: the output is a new Frame with the same index,
+    source, fps and total_frames. Any number of RENDER_DATA streams may be connected; those without a packet at a
+    frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input frame itself is
+    sent on (copy on write), as it is when nothing reads the output's pixels (its only consumer a flow limiter's
+    FINISHED, which reads timestamps: `CalculatorContext.wanted`). A frame holding yuv420p planes is drawn on a copy
+    of its planes (each shape in each colour's Y, U and V, chroma at half size) and stays planes, so the writer
+    encodes it with no conversion; against drawing in RGB and converting, luma differs by 0.05 levels on average,
+    chroma by 0.5 (up to ~90 along 1-pixel lines, which the half-size chroma draws 2 pixels wide).
 
     Ports:
         IMAGE (Frame), RENDER_DATA (RenderData, zero or more streams) -> IMAGE (Frame, annotated copy, or the
