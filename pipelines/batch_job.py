@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .batch import BatchItem
 from .batch_store import LocalStore
-from .overrides import Override
+from .overrides import Override, thread_shares
 
 log = logging.getLogger("framegraph.batch")
 
@@ -145,28 +145,11 @@ def configure(spec: JobSpec, item: BatchItem, token: str):
         else:
             overrides += flag_overrides(config, flag, str(temps[flag]), enable=True, base=cwd)
     if spec.decode_threads:
-        overrides += _thread_shares(config, overrides, spec.decode_threads)
+        overrides += thread_shares(config, overrides, spec.decode_threads, "--jobs (cores per file)")
     apply_overrides(config, overrides)
     if spec.threads:
         config.set_default_threads(spec.threads)
     return config, temps, still_stream
-
-
-def _thread_shares(config, overrides: list[Override], threads: int) -> list[Override]:
-    """Set `threads` on every node whose calculator names a `threads_option` (a file decoder's threads) that
-    neither the graph nor an override sets."""
-    from .registry import RegistryError, get_calculator
-
-    found = []
-    for node in config.nodes:
-        try:
-            option = get_calculator(node.calculator).threads_option
-        except RegistryError:
-            continue  # an unknown calculator: validation reports it
-        if option and option not in node.raw_options and not any(
-                o.node == node.name and o.key == option for o in overrides):
-            found.append(Override(node.name, option, threads, "--jobs (cores per file)"))
-    return found
 
 
 def _stream_into(config, flag: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
     """`flag_overrides(config, args)`: run-graph's own mapping of its flags onto the graph's nodes."""
     from .config import load_graph
     from .graph import Graph
-    from .overrides import Override, apply_overrides, parse_override
+    from .overrides import Override, apply_overrides, parse_override, thread_shares
 
     if args.output_dir or args.jobs or args.ray:
         raise StreamSetupError("several streams run in one process; --output-dir, --jobs and --ray run one file "
@@ -77,6 +78,11 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
             if getattr(args, flag):
                 overrides += [Override(t.partition(".")[0], "stream_name", spec.name, f"--{flag}")
                               for t in config.cli.get(flag, [])]
+        if several:
+            # Each stream's decoder on every core makes N streams' decoders fight for them
+            # (benchmarks/streams.py: docs/benchmarks.md); a graph or --set that names threads wins.
+            share = max(1, (os.cpu_count() or 1) // len(specs))
+            overrides += thread_shares(config, overrides, share, f"stream {spec.name}: cores per stream")
         apply_overrides(config, overrides)
         if args.threads is not None:
             config.set_default_threads(args.threads)

@@ -77,6 +77,23 @@ def flag_overrides(graph: GraphConfig, flag: str, value: Any, enable: bool = Fal
     return found
 
 
+def thread_shares(config: GraphConfig, overrides: list[Override], threads: int, why: str) -> list[Override]:
+    """Set `threads` on every node whose calculator names a `threads_option` (a file decoder's threads) that
+    neither the graph nor an override sets: a share of the cores when several graphs run at once."""
+    from .registry import RegistryError, get_calculator
+
+    found = []
+    for node in config.nodes:
+        try:
+            option = get_calculator(node.calculator).threads_option
+        except RegistryError:
+            continue  # an unknown calculator: validation reports it
+        if option and option not in node.raw_options and not any(
+                o.node == node.name and o.key == option for o in overrides):
+            found.append(Override(node.name, option, threads, why))
+    return found
+
+
 def _apply(graph: GraphConfig, o: Override) -> None:
     where = o.origin or f"{o.node}.{o.key}"
     if o.node == "side_inputs":

@@ -86,6 +86,27 @@ def test_an_output_without_stream_field_is_refused_with_several_streams(tmp_path
     assert "--output" in err and "needs '{stream}'" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("extra, expected", [([], 2), (["--set", "source.threads=3"], 3)])
+def test_each_streams_decoder_gets_a_share_of_the_cores(tmp_path, monkeypatch, capsys, own_signals, extra,
+                                                        expected):
+    import pipelines.graph
+    from pipelines.cli import main
+
+    built = []
+
+    class Recorded(pipelines.graph.Graph):
+        def __init__(self, config):
+            built.append(config)
+            super().__init__(config)
+
+    monkeypatch.setattr(pipelines.graph, "Graph", Recorded)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    clips = [make_clip(tmp_path / f"{i}.mp4", 2) for i in range(2)]
+    code = main(["face_detect", "--validate", "--source", str(clips[0]), "--source", str(clips[1]), *extra])
+    assert code == 0, capsys.readouterr().err
+    assert [c.node("source").options.get("threads") for c in built] == [expected, expected]
+
+
 def test_http_may_add_network_urls_or_allowed_prefixes_only():
     from pipelines.serve.streams_api import refusal
 
