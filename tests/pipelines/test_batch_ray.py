@@ -119,9 +119,11 @@ try:
     report["app"] = {"rc": app.returncode, "stderr": app.stderr[-3000:],
                      "files": sorted(p.name for p in (out.parent / "app").iterdir())}
 except Exception:
-    for log in Path(temp).glob("session_latest/logs/ray_client_server*.err"):
-        print(log.name, log.read_text()[-1500:], file=sys.stderr)
-    raise
+    # The traceback first, then the client servers' own logs: the test shows the tail of stderr.
+    __import__("traceback").print_exc()
+    for log in Path(temp).glob("session_latest/logs/ray_client_server_*.err"):
+        print(f"--- {log.name}:", log.read_text()[-1500:], file=sys.stderr)
+    sys.exit(1)
 finally:
     subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=60)
     __import__("shutil").rmtree(temp, ignore_errors=True)
