@@ -70,6 +70,13 @@ class Calculator:
         return False
 
     @classmethod
+    def may_block(cls, options: Any) -> bool:
+        """Whether ``process`` may wait on the world rather than compute: for a camera's or a network stream's next
+        frame, or to pace a file at its frame rate. Where threads are shared (several streams in one process), a
+        graph with such a node keeps a thread for it, so the rest of the graph runs while it waits."""
+        return False
+
+    @classmethod
     def check(cls, options: Any) -> "list[str]":
         """Checks of a node's options that need more than their types (a model file's input shape, an engine's
         own options), run at validation, before anything opens. Return one message per fault (the validator adds

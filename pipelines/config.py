@@ -136,6 +136,18 @@ class GraphConfig:
             raise GraphConfigError(f"--threads must be a positive integer, got {threads!r}")
         self.executors[DEFAULT_EXECUTOR] = ExecutorConfig(threads=threads)
 
+    def share_threads(self, threads: int) -> None:
+        """Every node on a thread executor, or on none, shares the default executor's `threads` threads; process
+        executors keep their nodes. The graph's own split of threads is for one stream; several streams in one
+        process are the parallelism, and hand-offs between a stream's threads cost them turns at the GIL."""
+        pooled = {name for name, ex in self.executors.items() if not ex.processes}
+        for node in self.nodes:
+            if node.executor in pooled:
+                node.executor = None
+        for name in pooled:
+            del self.executors[name]
+        self.set_default_threads(threads)
+
 
 # ---------------------------------------------------------------- the rules for a node's fields
 

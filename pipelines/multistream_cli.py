@@ -88,8 +88,13 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
             config.set_default_threads(args.threads)
         elif several and DEFAULT_EXECUTOR not in config.executors:
             # A thread per node and per stream is dozens of threads taking turns at one GIL; a pool per stream
-            # keeps the hand-offs down (benchmarks/streams.py: docs/benchmarks.md).
-            config.set_default_threads(STREAM_THREADS)
+            # keeps the hand-offs down, and with at least as many streams as cores one thread per stream does
+            # away with them: the streams are the parallelism (benchmarks/streams.py: docs/benchmarks.md). Not
+            # where a node waits on the world (a camera, a network stream, a paced file): it keeps a thread.
+            if len(specs) >= (os.cpu_count() or 1) and not _may_block(Graph(config)):
+                config.share_threads(1)
+            else:
+                config.set_default_threads(STREAM_THREADS)
         return Graph(config)
 
     graphs = {spec.name: build(spec) for spec in specs}  # every stream validated before any starts
@@ -134,6 +139,10 @@ def run_streams(args, graph_path: Path, flag_overrides) -> int:
         print("interrupted: outputs finalized", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failures or streams.problems() else EXIT_OK
+
+
+def _may_block(graph) -> bool:
+    return any(rn.cls.may_block(rn.options) for rn in graph.plan.nodes)
 
 
 def _serve_options(graph, args):

@@ -79,6 +79,8 @@ class NodeRuntime:
             if in_ports[tag].is_multiple:
                 self.multiple[tag] = max(self.multiple.get(tag, 0), index + 1)
         self.outputs: dict[str, list[Stream]] = {}
+        # Every declared output, connected or not: a send to one not connected is dropped, to any other refused.
+        self.output_tags = frozenset(resolved.cls.output_ports())
         self.streams: list[Stream] = []
         self.blocking_consumers: list[InputQueue] = []  # filled once streams are wired
         self.is_source = not self.sync_inputs and not self.back_inputs

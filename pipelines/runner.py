@@ -304,7 +304,7 @@ class GraphRunner:
             for tag, index, out_ts, value in outbox:
                 slots = node_outputs.get(tag)
                 if slots is None:
-                    if tag not in node.cls.output_ports():
+                    if tag not in node.output_tags:
                         raise wrap_error(node, method, ts, KeyError(
                             f"send() on unknown output port '{tag}'; valid: {', '.join(node.cls.output_ports())}"))
                     continue  # port declared but not connected in this graph

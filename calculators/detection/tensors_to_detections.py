@@ -1,3 +1,4 @@
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,8 @@ class TensorsToDetectionsCalculator(Calculator):
             allowed[[c for c in o.allow_classes if 0 <= c < o.num_classes]] = True
         allowed[[c for c in o.ignore_classes if 0 <= c < o.num_classes]] = False
         self._allowed = allowed
+        self._all_allowed = bool(allowed.all())
+        self._raw_cut = _raw_cut(o)
 
     def process(self, ctx):
         if ctx.has(self.ANCHORS):
@@ -136,21 +139,24 @@ class TensorsToDetectionsCalculator(Calculator):
         o = self.options
         boxes = _reshape(raw_boxes, o.num_boxes, o.num_coords, "regressors (TENSORS[0])")
         scores_raw = _reshape(raw_scores, o.num_boxes, o.num_classes, "scores (TENSORS[1])")
-        scores = scores_raw
+        # Only the rows whose raw logit could pass the threshold are scored (a few of the hundreds of anchors);
+        # the score itself is computed as before, so the rows kept and their scores are the same.
+        rows = self._may_pass(scores_raw)
+        scores = scores_raw[rows]
         if o.sigmoid_score:
             if o.score_clipping_thresh is not None:
                 t = _F32(o.score_clipping_thresh)
                 scores = np.clip(scores, -t, t)
             with np.errstate(over="ignore"):
                 scores = _F32(1) / (_F32(1) + np.exp(-scores))
-        scores = np.where(self._allowed[None, :], scores, -np.inf)
-        class_ids = np.argmax(scores, axis=1)
-        best = scores[np.arange(o.num_boxes), class_ids].astype(_F32)
-        # Boxes are decoded only for the candidates that pass the score: a few of the hundreds of anchors.
+        if not self._all_allowed:
+            scores = np.where(self._allowed[None, :], scores, -np.inf)
+        class_ids = np.argmax(scores, axis=1) if o.num_classes > 1 else np.zeros(len(rows), np.intp)
+        best = scores[np.arange(len(rows)), class_ids].astype(_F32)
         candidate = np.isfinite(best)
         if o.min_score_thresh is not None:
             candidate &= best >= _F32(o.min_score_thresh)
-        rows = np.flatnonzero(candidate)
+        rows, best, class_ids = rows[candidate], best[candidate], class_ids[candidate]
         ax, ay, aw, ah = (anchors[rows, i] for i in range(4))
         b = boxes[rows, o.box_coord_offset:o.box_coord_offset + 4]
         if self._format == "YXHW":
@@ -174,10 +180,10 @@ class TensorsToDetectionsCalculator(Calculator):
 
         width, height = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
         sized = (width >= 0) & (height >= 0)  # NaN sizes compare False
-        idx, xyxy = rows[sized], xyxy[sized]
+        idx, xyxy, best, class_ids = rows[sized], xyxy[sized], best[sized], class_ids[sized]
         ax, ay, aw, ah = ax[sized], ay[sized], aw[sized], ah[sized]
         if o.max_results > 0:
-            idx, xyxy = idx[:o.max_results], xyxy[:o.max_results]
+            idx, xyxy, best, class_ids = (a[:o.max_results] for a in (idx, xyxy, best, class_ids))
             ax, ay, aw, ah = ax[:o.max_results], ay[:o.max_results], aw[:o.max_results], ah[:o.max_results]
         keypoints = np.zeros((len(idx), o.num_keypoints, 2), _F32)
         if o.num_keypoints:
@@ -189,8 +195,32 @@ class TensorsToDetectionsCalculator(Calculator):
         if o.flip_vertically:
             xyxy = np.stack([xyxy[:, 0], _F32(1) - xyxy[:, 3], xyxy[:, 2], _F32(1) - xyxy[:, 1]], axis=1)
             keypoints[..., 1] = _F32(1) - keypoints[..., 1]
-        labels = tuple(o.labels[c] if c < len(o.labels) else str(c) for c in class_ids[idx].tolist())
-        return Detections(np.ascontiguousarray(xyxy, _F32), best[idx], keypoints, labels)
+        labels = tuple(o.labels[c] if c < len(o.labels) else str(c) for c in class_ids.tolist())
+        return Detections(np.ascontiguousarray(xyxy, _F32), best, keypoints, labels)
+
+    def _may_pass(self, scores_raw: np.ndarray) -> np.ndarray:
+        """The rows (in order) with an allowed raw score that could reach min_score_thresh: the score is
+        monotonic in the raw value, so a row under the threshold's preimage (less a margin for float32 rounding)
+        cannot pass. All rows when there is no threshold to invert."""
+        cut = self._raw_cut
+        if cut is None:
+            return np.arange(len(scores_raw))
+        allowed = scores_raw[:, 0] if self._all_allowed and scores_raw.shape[1] == 1 else (
+            scores_raw[:, self._allowed].max(axis=1, initial=-np.inf))
+        return np.flatnonzero(allowed >= cut)
+
+
+def _raw_cut(o) -> float | None:
+    """A raw score under which no row can reach `min_score_thresh`, or None where none is safe to give."""
+    t = o.min_score_thresh
+    if t is None:
+        return None
+    if not o.sigmoid_score:
+        return float(np.nextafter(_F32(t), _F32(-np.inf)))  # the score is the raw value: one ulp of slack
+    if not 0 < t < 1:
+        return None  # t <= 0 passes every finite score; t >= 1: left to the exact comparison
+    # The logit of t, less a margin far wider than float32's error in 1 / (1 + exp(-x)) (a few ulps).
+    return math.log(t / (1 - t)) - 1e-3 * max(1.0, abs(math.log(t / (1 - t))))
 
 
 def _reshape(array: np.ndarray, rows: int, cols: int, what: str) -> np.ndarray:

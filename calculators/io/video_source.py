@@ -229,6 +229,11 @@ class VideoSourceCalculator(Calculator):
 
     # ------------------------------------------------------------------ process
 
+    @classmethod
+    def may_block(cls, options) -> bool:
+        """A camera or network stream waits for its next frame; a paced file or folder sleeps until it is due."""
+        return bool(options.realtime) or is_live_source(options.source)
+
     def process(self, ctx):
         if self.options.max_frames and self._count >= self.options.max_frames:
             return Stop

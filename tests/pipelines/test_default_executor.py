@@ -63,3 +63,19 @@ def test_threads_flag_is_checked_and_counted_per_file(capsys):
     assert cores_per_file(config) == 1 and cores_per_file(config, threads=2) == 3
     assert main(["face_detect", "--threads", "0", "--validate"]) == 2
     assert "--threads must be a positive integer" in capsys.readouterr().err
+
+
+def test_share_threads_puts_every_thread_executors_node_on_one_thread_and_keeps_process_executors():
+    from pipelines.config import parse_graph
+
+    config = parse_graph(GRAPH.format(executors="executors: {own: {threads: 2}, heavy: {processes: 2}}"), "t.yaml")
+    config.node("two").executor = "heavy"
+    config.share_threads(1)
+    assert {name: (ex.threads, ex.processes) for name, ex in config.executors.items()} == {
+        "default": (1, 0), "heavy": (2, 2)}
+    assert [n.executor for n in config.nodes] == [None, "heavy", None]
+    SEEN.clear()
+    config.node("two").executor = None  # run it here: the process executor itself is tested elsewhere
+    out = Graph(config).run(inputs={"a": [Packet(t, t) for t in range(50)]}, outputs=["d"], timeout=10)
+    assert [p.payload for p in out["d"]] == list(range(50))
+    assert SEEN == {"one": {"framegraph-default"}, "two": {"framegraph-default"}, "three": {"framegraph-default"}}

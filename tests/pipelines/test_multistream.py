@@ -107,6 +107,42 @@ def test_each_streams_decoder_gets_a_share_of_the_cores(tmp_path, monkeypatch, c
     assert [c.node("source").options.get("threads") for c in built] == [expected, expected]
 
 
+@pytest.mark.parametrize("cores, extra, expected", [
+    (2, [], {"default": 1}),  # as many file streams as cores: one thread per stream, its whole graph on it
+    (2, ["--realtime"], {"default": 2, "inference": 1}),  # a paced source sleeps on its thread: the graph's split
+    (4, [], {"default": 2, "inference": 1}),  # fewer streams than cores: each keeps its pipelining
+])
+def test_with_as_many_streams_as_cores_each_streams_graph_runs_on_one_thread(tmp_path, monkeypatch, capsys,
+                                                                             own_signals, cores, extra, expected):
+    import pipelines.graph
+    from pipelines.cli import main
+
+    built = {}
+
+    class Recorded(pipelines.graph.Graph):
+        def __init__(self, config):
+            super().__init__(config)
+            built[id(config)] = config
+
+    monkeypatch.setattr(pipelines.graph, "Graph", Recorded)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    clips = [make_clip(tmp_path / f"{i}.mp4", 2) for i in range(2)]
+    code = main(["face_detect", "--validate", "--source", str(clips[0]), "--source", str(clips[1]), *extra])
+    assert code == 0, capsys.readouterr().err
+    assert len(built) == 2, "a graph per stream"
+    for config in built.values():
+        assert {name: ex.threads for name, ex in config.executors.items()} == expected
+        assert {n.executor for n in config.nodes} == ({None} if len(expected) == 1 else {None, "inference"})
+
+
+def test_a_video_source_says_when_it_waits_on_the_world():
+    from calculators.io.video_source import VideoSourceCalculator as Source
+
+    assert not Source.may_block(Source.Options(source="clip.mp4"))
+    assert Source.may_block(Source.Options(source="clip.mp4", realtime=True))
+    assert Source.may_block(Source.Options(source="0")) and Source.may_block(Source.Options(source="rtsp://cam/1"))
+
+
 def test_http_may_add_network_urls_or_allowed_prefixes_only():
     from pipelines.serve.streams_api import refusal
 
