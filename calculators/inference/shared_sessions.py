@@ -13,11 +13,14 @@ first caller waits up to `timeout_s` for the other streams that are feeding the 
 the last `ACTIVE_WINDOW_S`), concatenates their inputs on the first axis, runs once and hands each caller its
 own rows, as Triton's dynamic batcher and DeepStream's nvstreammux do. A stream that stops calling (dead,
 reconnecting) drops out of the wait within that window, so it never holds the others back for long; a stream
-alone never waits.
+alone never waits. On an engine that takes callers side by side, a batch per core may run at once (one caller
+at a time gathers); the frames that arrive meanwhile queue for the next, so ``timeout_s`` 0 batches what comes
+together without anyone waiting for a batch to fill.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -44,7 +47,7 @@ class Batching:
 
 
 class _Request:
-    __slots__ = ("arrays", "rows", "result", "error", "done")
+    __slots__ = ("arrays", "rows", "result", "error", "done", "taken")
 
     def __init__(self, arrays: list):
         self.arrays = arrays
@@ -52,6 +55,7 @@ class _Request:
         self.result: list | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.taken = False  # in a batch that a caller is running
 
     def fits(self, other: "_Request") -> bool:
         return all(a.shape[1:] == b.shape[1:] and a.dtype == b.dtype for a, b in zip(self.arrays, other.arrays))
@@ -68,7 +72,12 @@ class SharedModel:
         self._run_lock = threading.Lock()
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
-        self._leading = False
+        # Callers running a batch. An engine that takes callers side by side runs a batch per core at once: while
+        # they run, the frames that arrive queue up and go together in the next, with no one waiting for a batch
+        # to fill; one that does not runs one batch at a time.
+        self._leaders = 0
+        self._gathering = False  # one caller at a time waits for a batch to fill
+        self.max_leaders = (os.cpu_count() or 1) if inner.concurrent else 1
         self._last_call: dict[int, float] = {}  # user id -> when it last called
         self.calls = 0  # engine calls
         self.rows = 0  # frames (rows) through them
@@ -86,17 +95,22 @@ class SharedModel:
             self._cond.notify_all()
         while True:
             with self._cond:
-                while self._leading and not request.done:
+                while not request.done and (request.taken or self._gathering or self._leaders >= self.max_leaders):
                     self._cond.wait()
                 if request.done:
                     break
-                self._leading = True  # this caller runs the next batch, with or without its own request
-                batch = self._gather()
+                self._leaders += 1  # this caller runs the next batch, with or without its own request
+                self._gathering = True
+                try:
+                    batch = self._gather()
+                finally:
+                    self._gathering = False
+                    self._cond.notify_all()  # the next batch may start to gather
             try:
                 self._run_batch(batch)
             finally:
                 with self._cond:
-                    self._leading = False
+                    self._leaders -= 1
                     for r in batch:
                         r.done = True
                     self._cond.notify_all()
@@ -131,6 +145,8 @@ class SharedModel:
                 batch.append(r)
                 rows += r.rows
         self._queue = [r for r in self._queue if r not in batch]
+        for r in batch:
+            r.taken = True
         return batch
 
     def _run_batch(self, batch: list[_Request]) -> None:
@@ -140,8 +156,11 @@ class SharedModel:
             else:
                 stacked = [np.concatenate(parts) for parts in zip(*(r.arrays for r in batch))]
             rows = sum(r.rows for r in batch)
-            with self._run_lock:
+            if self.inner.concurrent:
                 outputs = self.inner.run(stacked)
+            with self._run_lock:
+                if not self.inner.concurrent:
+                    outputs = self.inner.run(stacked)
                 self.calls += 1
                 self.rows += rows
                 self.largest_batch = max(self.largest_batch, rows)

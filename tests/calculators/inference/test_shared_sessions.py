@@ -164,3 +164,41 @@ def test_unbatched_calls_overlap_only_on_a_session_that_takes_concurrent_callers
     assert most[0] == (2 if concurrent else 1) and model.calls == 8
     for s in sessions:
         s.close()
+
+
+def test_an_engine_that_takes_callers_side_by_side_runs_a_batch_per_core_at_once(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    pool = SessionPool()
+    first, second = (pool.acquire("face", load(BATCH_MODEL), Batching(max_batch=8, timeout_s=0))[0] for _ in range(2))
+    model = first.model
+    assert model.inner.concurrent and model.max_leaders == 2
+    engine_run, started = model.inner.run, threading.Event()
+    running, most, lock = 0, 0, threading.Lock()
+
+    def counted(arrays):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        started.set()
+        try:
+            time.sleep(0.2)  # the first batch is still running when the second stream calls
+            return engine_run(arrays)
+        finally:
+            with lock:
+                running -= 1
+
+    model.inner.run = counted
+    inputs = frames(2)
+    results = {}
+    t = threading.Thread(target=lambda: results.setdefault("first", first.run([inputs[0]])))
+    t.start()
+    assert started.wait(10)
+    results["second"] = second.run([inputs[1]])
+    t.join(10)
+    assert most == 2, "the second stream's frame waited for the first's batch instead of running beside it"
+    alone = get_engine("onnxruntime").load(FIXED_MODEL, EngineOptions(threads=1))
+    for name, frame in (("first", inputs[0]), ("second", inputs[1])):
+        for got, want in zip(results[name], alone.run([frame])):
+            np.testing.assert_array_equal(got, want)
+    first.close(), second.close()
