@@ -5,11 +5,14 @@ the image's width and height (MediaPipe's convention inside graphs); pixels only
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import KW_ONLY, InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .yuv import BT601, YuvEncoding, i420_to_rgb
 
 
 class _ConvertedOnRead:
@@ -24,9 +27,7 @@ class _ConvertedOnRead:
             with state["_lock"]:  # branches share frames: one converts, the others wait and reuse its array
                 rgb = state["_rgb"]
                 if rgb is None:
-                    import cv2  # only frames made from planes need it
-
-                    rgb = state["_rgb"] = cv2.cvtColor(state["_i420"], cv2.COLOR_YUV2RGB_I420)
+                    rgb = state["_rgb"] = i420_to_rgb(state["_i420"], state["_encoding"])
         return rgb
 
     def __set__(self, frame, value):  # called by the dataclass's __init__ only (the frame is frozen)
@@ -37,19 +38,26 @@ class _ConvertedOnRead:
 class Frame:
     """One decoded image: HxWx3 uint8 RGB (`image`), with where it came from.
 
-    A frame may instead be made from the decoder's planes, `Frame(i420=buffer, ...)` or `Frame.from_yuv420p`:
-    one contiguous I420 buffer of shape (H * 3 / 2, W), uint8, BT.601 limited range (what H.264 files mostly
-    hold), H and W even. Then `image` is converted on first read with OpenCV's `COLOR_YUV2RGB_I420`, once, and
-    cached (thread-safe); nodes that never read it (a letterbox reading the planes, a writer encoding them)
-    cost no conversion. That conversion matches PyAV's `to_ndarray(format="rgb24")` (swscale) to within 1-2
-    levels on average; at sharp colour edges a pixel may differ by up to ~20 levels, since OpenCV repeats each
-    chroma sample where swscale interpolates (tests/pipelines/test_frame_yuv.py pins the bounds).
+    A frame may instead be made from the decoder's planes, `Frame(i420=buffer, encoding=..., ...)` or
+    `Frame.from_yuv420p`: one contiguous I420 buffer of shape (H * 3 / 2, W), uint8, H and W even, with its colour
+    encoding (`pipelines.yuv.YuvEncoding`: BT.601 or BT.709, limited or full range; BT.601 limited, what H.264
+    files mostly hold, when not given). Then `image` is converted on first read, once, and cached (thread-safe);
+    nodes that never read it (a letterbox reading the planes, a writer encoding them) cost no conversion.
+    BT.601 limited range is converted with OpenCV's `COLOR_YUV2RGB_I420`, which matches PyAV's
+    `to_ndarray(format="rgb24")` (swscale) to within 1-2 levels on average; at sharp colour edges a pixel may
+    differ by up to ~20 levels, since OpenCV repeats each chroma sample where swscale interpolates. The other
+    encodings are converted by swscale itself, as PyAV converts the decoder's picture: the same pixels
+    (tests/pipelines/test_frame_yuv.py pins the bounds).
 
     Frames are shared read-only between branches: a node that changes pixels makes a new frame
     (`dataclasses.replace(frame, image=new_rgb)`, RGB only: the old planes no longer describe it; or
-    `dataclasses.replace(frame, image=None, i420=new_planes)` after drawing on a copy of the planes, as the overlay
-    does). A node with nothing to change sends the frame it got (copy on write), so it keeps its planes for the
-    writer, which encodes them as they are.
+    `frame.with_planes(new_planes)` after drawing on a copy of the planes, as the overlay does, which keeps their
+    encoding: `dataclasses.replace` would reset it to BT.601). A node with nothing to change sends the frame it got
+    (copy on write), so it keeps its planes for the writer, which encodes them as they are.
+
+    Example:
+        frame = Frame.from_yuv420p(picture.to_ndarray(), encoding=BT709, index=0, source="clip.mp4")
+        frame.image  # RGB by BT.709's coefficients, made now
     """
 
     image: np.ndarray = _ConvertedOnRead()
@@ -58,14 +66,20 @@ class Frame:
     live: bool = False  # from a camera or network stream (may be dropped when the graph is behind)
     fps: float = 0.0  # the source's nominal frame rate, 0 if unknown
     total_frames: int = 0  # frames in the source if known, else 0
-    # Keyword only and not a stored field: `dataclasses.replace(frame, image=...)` must not carry old planes.
+    # Keyword only and not stored fields: `dataclasses.replace(frame, image=...)` must not carry old planes.
     _: KW_ONLY
     i420: InitVar[np.ndarray | None] = None
+    encoding: InitVar[YuvEncoding | None] = None  # of i420; None: BT.601 limited range
 
-    def __post_init__(self, i420):
+    def __post_init__(self, i420, encoding):
         state = self.__dict__
         state["_lock"] = threading.Lock()
-        state["_i420"] = None
+        state["_i420"] = state["_encoding"] = None
+        if encoding is not None and not isinstance(encoding, YuvEncoding):
+            raise ValueError(f"Frame.encoding: expected a pipelines.yuv.YuvEncoding (BT601, BT709, BT601_FULL, "
+                             f"BT709_FULL), got {encoding!r}")
+        if encoding is not None and i420 is None:
+            raise ValueError("Frame: encoding describes i420 planes; give it with i420, not with an RGB image")
         if i420 is not None:
             if state["_rgb"] is not None:
                 raise ValueError("Frame: give image (RGB) or i420 (planes), not both")
@@ -74,7 +88,7 @@ class Frame:
                 raise ValueError(f"Frame.i420: expected a contiguous (H*3/2, W) uint8 I420 buffer with H and W even, "
                                  f"got shape {getattr(i420, 'shape', None)} dtype "
                                  f"{getattr(i420, 'dtype', type(i420).__name__)}")
-            state["_i420"] = i420
+            state["_i420"], state["_encoding"] = i420, encoding or BT601
             return
         img = state["_rgb"]
         if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -83,14 +97,25 @@ class Frame:
             raise ValueError(f"Frame.image: expected an HxWx3 uint8 RGB array, got shape {shape} dtype {dtype}")
 
     @classmethod
-    def from_yuv420p(cls, i420: np.ndarray, **fields) -> "Frame":
-        """A frame holding a decoder's yuv420p picture as one I420 buffer (H * 3 / 2, W); RGB made on demand."""
-        return cls(None, **fields, i420=i420)
+    def from_yuv420p(cls, i420: np.ndarray, encoding: YuvEncoding | None = None, **fields) -> "Frame":
+        """A frame holding a decoder's yuv420p picture as one I420 buffer (H * 3 / 2, W) in `encoding` (None:
+        BT.601 limited range); RGB made on demand."""
+        return cls(None, **fields, i420=i420, encoding=encoding)
+
+    def with_planes(self, i420: np.ndarray, encoding: YuvEncoding | None = None) -> "Frame":
+        """This frame's fields with new planes (e.g. a drawn copy of `yuv420p`) and no RGB yet. The planes keep this
+        frame's encoding unless `encoding` says otherwise (a frame made from RGB: BT.601 limited range)."""
+        return dataclasses.replace(self, image=None, i420=i420, encoding=encoding or self.yuv420p_encoding)
 
     @property
     def yuv420p(self) -> np.ndarray | None:
         """The I420 buffer (H * 3 / 2, W) this frame was made from, or None for a frame made from RGB."""
         return self.__dict__["_i420"]
+
+    @property
+    def yuv420p_encoding(self) -> YuvEncoding | None:
+        """The colour encoding of `yuv420p` (matrix and range), or None for a frame made from RGB."""
+        return self.__dict__["_encoding"]
 
     def yuv420p_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Views of the Y (H, W), U and V (H/2, W/2) planes of `yuv420p`, or None."""
@@ -112,7 +137,7 @@ class Frame:
         return int(i420.shape[0] * 2 // 3 if i420 is not None else self.__dict__["_rgb"].shape[0])
 
     def __repr__(self) -> str:  # never converts, never prints pixels
-        kind = "yuv420p" if self.yuv420p is not None else "rgb"
+        kind = f"yuv420p {self.yuv420p_encoding}" if self.yuv420p is not None else "rgb"
         return (f"Frame({self.width}x{self.height} {kind}, index={self.index}, source={self.source!r}, "
                 f"live={self.live}, fps={self.fps}, total_frames={self.total_frames})")
 
@@ -123,6 +148,8 @@ class Frame:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__["_lock"] = threading.Lock()
+        if "_encoding" not in state:  # pickled before frames carried an encoding: their planes were BT.601 limited
+            self.__dict__["_encoding"] = BT601 if state.get("_i420") is not None else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,8 +31,8 @@ class ImageToTensorCalculator(Calculator):
     no tensor; a zero-size (or NaN) rect never gives one. MATRIX is the 4x4 float32 matrix taking a point relative to the
     output tensor (x, y in 0..1, z scaled like x) to one relative to the frame, letterbox included.
 
-    A frame holding yuv420p planes is warped from them and only the output grid is converted to RGB
-    (calculators/image/yuv_warp.py): the frame's full-size RGB is not made for this node.
+    A frame holding yuv420p planes is warped from them and only the output grid is converted to RGB, with the
+    planes' colour encoding (calculators/image/yuv_warp.py): the frame's full-size RGB is not made for this node.
 
     Ports:
         IMAGE (Frame), NORM_RECT (NormalizedRect, optional) -> TENSORS (Tensors: one float32 [1,H,W,3] or
@@ -111,7 +111,8 @@ class ImageToTensorCalculator(Calculator):
         if planes is not None:
             # Always from the planes when the frame has them (even if another branch made its RGB): the same
             # frame gives the same tensor whichever branch runs first; the full-frame RGB is never needed here.
-            warped = warp_yuv420p_to_rgb(self._cv2, planes, matrix, (out_w, out_h), self._border)
+            warped = warp_yuv420p_to_rgb(self._cv2, planes, matrix, (out_w, out_h), self._border,
+                                         frame.yuv420p_encoding)
         else:
             # uint8 in, uint8 out, then scaled: the same rounding as MediaPipe's OpenCV converter.
             warped = self._cv2.warpPerspective(frame.image, matrix, (out_w, out_h), flags=self._cv2.INTER_LINEAR,

@@ -31,6 +31,10 @@ def is_live_source(source: str) -> bool:
 class VideoSourceCalculator(Calculator):
     """Emits RGB frames from a camera, a video file or URL, an image, or a sorted folder/glob of images.
 
+    A file's yuv420p pictures in BT.601 or BT.709, limited or full range (most H.264 and HEVC video) are sent as the
+    decoder's planes with their encoding (calculators/io/decoded_planes.py): RGB is made only if a node reads
+    `frame.image`. Other pictures are converted to RGB here.
+
     Timestamps are integer microseconds, strictly increasing: a file's own presentation times (a repeat is bumped
     by 1 us, with one warning); a network stream's, counted from 0 at its first frame, each reconnection
     starting at the wall-clock time it came back; a camera's monotonic clock from open; an image folder's
@@ -260,9 +264,10 @@ class VideoSourceCalculator(Calculator):
             return Stop
         from .decoded_planes import i420_of
 
-        i420 = i420_of(frame)  # the decoder's planes as they are: RGB only when a node reads frame.image
-        image = frame.to_ndarray(format="rgb24") if i420 is None else None
-        return self._emit(ctx, image, ts, self._count, i420=i420)
+        planes = i420_of(frame)  # the decoder's planes as they are: RGB only when a node reads frame.image
+        if planes is None:
+            return self._emit(ctx, frame.to_ndarray(format="rgb24"), ts, self._count)
+        return self._emit(ctx, None, ts, self._count, planes=planes)
 
     def _report_damage(self, ctx) -> None:
         src, n = self._source, self._count
@@ -321,7 +326,7 @@ class VideoSourceCalculator(Calculator):
                 return None
         return Stop
 
-    def _emit(self, ctx, image, ts: int, index: int, source: str | None = None, i420=None):
+    def _emit(self, ctx, image, ts: int, index: int, source: str | None = None, planes=None):
         if ts <= self._last_ts:
             if not self._warned_ts:
                 self._warned_ts = True
@@ -331,8 +336,9 @@ class VideoSourceCalculator(Calculator):
         self._last_ts = ts
         self._count += 1
         fps = self._network.fps or self._fps if self._network is not None else self._fps
+        i420, encoding = planes if planes is not None else (None, None)
         frame = Frame(image, index=index, source=source or self._source, live=self._live, fps=fps,
-                      total_frames=self._total, i420=i420)
+                      total_frames=self._total, i420=i420, encoding=encoding)
         ctx.send(self.IMAGE, frame, timestamp=ts)
 
     def close(self, ctx):

@@ -14,6 +14,7 @@ import numpy as np
 from pipelines import Calculator, Input, MediaSource, OutputFile, PipelineError, register_calculator
 from pipelines.errors import OutputWriteError
 from pipelines.types import Frame
+from pipelines.yuv import BT601, rgb_to_i420
 
 from .audio_copy import AudioCopier
 from .video_encoder import MAX_THREADS, THREAD_TYPES, X264_PRESETS, choose_encoder, codec_problem
@@ -35,9 +36,15 @@ class VideoWriteError(PipelineError, OSError):
 class VideoWriterCalculator(Calculator):
     """Encodes every frame into a video file: same size, frame rate and frame count as the input stream.
 
-    H.264 (libx264, yuv420p, BT.601 tagged) in fragmented MP4, constant frame rate, one output frame per input
-    frame. The file is created on the first frame (its size is known then); a run with no frames writes
-    nothing. Odd sizes are padded to even with the edge pixels (yuv420p needs even sizes).
+    H.264 (libx264, yuv420p) in fragmented MP4, constant frame rate, one output frame per input frame. The file is
+    created on the first frame (its size is known then); a run with no frames writes nothing. Odd sizes are padded
+    to even with the edge pixels (yuv420p needs even sizes).
+
+    Colours: the first frame decides the stream's colour encoding, tagged in the file (matrix, primaries, transfer,
+    range) so players show the colours meant. A frame holding the decoder's planes is encoded from them as they are
+    (no conversion), so the stream takes their encoding: BT.601 or BT.709, limited or full range. A frame holding
+    RGB makes it BT.601 limited range. A later frame in another encoding (RGB, or planes in another encoding) is
+    converted into the stream's: RGB -> BT.601 limited with OpenCV's RGB->I420, other targets with swscale.
 
     Encoder (defaults: codec h264 = libx264, preset veryfast, crf 23, threads 0 = x264 picks, frame threads:
     encode() returns while x264 works, a few frames behind; `thread_type: slice` keeps each frame's delay
@@ -136,19 +143,18 @@ class VideoWriterCalculator(Calculator):
                                   "a video has one size (resize before the writer)")
         import av
 
-        # A frame still holding the decoder's planes (nothing drew on it) is encoded from them: no conversion.
-        # They are even-sized, so never padded, and only read (encoders copy their input pictures).
+        # A frame holding planes in the stream's encoding (the decoder's, or the overlay's drawn copy) is encoded
+        # from them: no conversion. They are even-sized, so never padded, and only read (encoders copy their input
+        # pictures).
         i420 = frame.yuv420p
-        if i420 is None:
-            image = frame.image
+        if i420 is None or frame.yuv420p_encoding != self._encoding:
+            image = frame.image  # planes in another encoding: through RGB (theirs), into the stream's
             pad_h, pad_w = self._stream.height - frame.height, self._stream.width - frame.width
             if pad_h or pad_w:
                 image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")  # a copy: input stays as is
-            # OpenCV's RGB->I420 is BT.601 limited range like swscale's, at a tenth of the cost (0.4 ms against
-            # 3.5 ms at 720p): this conversion was a quarter of the writer's time. Done once per RGB frame.
-            import cv2
-
-            i420 = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+            # BT.601 limited range by OpenCV's RGB->I420, like swscale's at a tenth of the cost (0.4 ms against
+            # 3.5 ms at 720p): this conversion was a quarter of the writer's time. Other encodings by swscale.
+            i420 = rgb_to_i420(image, self._encoding)
         out = encoder_frame(i420, self._stream.pix_fmt)
         out.pts = self._count  # constant frame rate: the time base is one frame
         self._count += 1
@@ -216,8 +222,12 @@ class VideoWriterCalculator(Calculator):
             stream.width, stream.height, stream.pix_fmt = width, height, encoder.pix_fmt
             stream.time_base = 1 / rate
             cc = stream.codec_context
-            # swscale's RGB->YUV is BT.601 limited range; say so, or players guess BT.709 for HD and shift colours.
-            cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 6, 6, 6
+            # Tag what the pictures hold (the first frame's encoding, every other frame converted into it), or
+            # players guess (BT.709 for HD, BT.601 for SD, limited range) and shift colours. Primaries and transfer
+            # follow the matrix: SMPTE 170M for BT.601, BT.709 for BT.709.
+            encoding = frame.yuv420p_encoding or BT601
+            cc.color_range, cc.colorspace = encoding.av_color_range, encoding.av_colorspace
+            cc.color_primaries = cc.color_trc = encoding.av_colorspace
             cc.thread_count = encoder.threads  # 0: the encoder picks, as in a plain PyAV loop
             # Frame threads let encode() return while x264 works on earlier frames, so the rest of the graph
             # runs beside it: 720p face_detect 17% faster here than PyAV's slice threads (docs/benchmarks.md).
@@ -231,9 +241,10 @@ class VideoWriterCalculator(Calculator):
             raise VideoWriteError(f"video writer '{self._path}': cannot set up encoder '{encoder.name}': "
                                   f"{exc}") from exc
         self._container, self._stream, self._size = container, stream, (frame.width, frame.height)
+        self._encoding = encoding
         self._fps = float(rate)
-        log.info("writing %s: %dx%d at %s fps with %s (%s%s)", self._path, width, height, rate, encoder.name,
-                 encoder.settings, f", {encoder.threads} threads" if encoder.threads else "")
+        log.info("writing %s: %dx%d at %s fps with %s (%s%s), %s", self._path, width, height, rate, encoder.name,
+                 encoder.settings, f", {encoder.threads} threads" if encoder.threads else "", encoding)
 
     def close(self, ctx):
         audio, self._audio = self._audio, None

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Frame, RenderData
+from pipelines.yuv import BT601, YuvEncoding, rgb_to_i420
 
 _SHIFT = 4  # OpenCV fixed-point bits: boxes and points are drawn with 1/16-pixel precision
 _TEXT_BG = (24, 24, 24)
@@ -26,9 +27,10 @@ class AnnotationOverlayCalculator(Calculator):
     frame's timestamp draw nothing. With nothing to draw (no primitives, no fps counter) the input frame itself is
     sent on (copy on write), as it is when nothing reads the output's pixels (its only consumer a flow limiter's
     FINISHED, which reads timestamps: `CalculatorContext.wanted`). A frame holding yuv420p planes is drawn on a copy
-    of its planes (each shape in each colour's Y, U and V, chroma at half size) and stays planes, so the writer
-    encodes it with no conversion; against drawing in RGB and converting, luma differs by 0.05 levels on average,
-    chroma by 0.5 (up to ~90 along 1-pixel lines, which the half-size chroma draws 2 pixels wide).
+    of its planes (each shape in each colour's Y, U and V by the planes' encoding, BT.601 or BT.709, limited or full
+    range; chroma at half size) and stays planes in that encoding, so the writer encodes it with no conversion;
+    against drawing in RGB and converting (BT.601 limited), luma differs by 0.05 levels on average, chroma by 0.5
+    (up to ~90 along 1-pixel lines, which the half-size chroma draws 2 pixels wide).
 
     Ports:
         IMAGE (Frame), RENDER_DATA (RenderData, zero or more streams) -> IMAGE (Frame, annotated copy, or the
@@ -75,7 +77,7 @@ class AnnotationOverlayCalculator(Calculator):
         if frame.yuv420p is not None:
             # Drawn on a copy of the planes the encoder takes: no conversion to RGB and back for the writer.
             i420 = frame.yuv420p.copy()
-            canvas = _yuv_canvas(i420, frame.width, frame.height)
+            canvas = _yuv_canvas(i420, frame.width, frame.height, frame.yuv420p_encoding)
         else:
             i420, canvas = None, [_Plane(frame.image.copy(), _rgb_value, 0)]
         for data in drawings:
@@ -85,7 +87,7 @@ class AnnotationOverlayCalculator(Calculator):
             _label(canvas, frame.width, frame.height, f"FPS {fps:.1f}", (4, frame.height), (255, 255, 255),
                    below=False)
         if i420 is not None:
-            ctx.send(self.OUT, dataclasses.replace(frame, image=None, i420=i420))
+            ctx.send(self.OUT, frame.with_planes(i420))  # in the input's encoding
         else:
             ctx.send(self.OUT, dataclasses.replace(frame, image=canvas[0].array))
 
@@ -108,24 +110,29 @@ def _rgb_value(color) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=256)
-def _yuv_of(color: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Y, U, V of an RGB colour by OpenCV's RGB->I420 (BT.601 limited range), as the writer would convert it."""
-    import cv2
-
-    i420 = cv2.cvtColor(np.full((2, 2, 3), color, np.uint8), cv2.COLOR_RGB2YUV_I420)
+def _yuv_of(color: tuple[int, int, int], encoding: YuvEncoding) -> tuple[int, int, int]:
+    """Y, U, V of an RGB colour in `encoding`, as the writer would convert it (BT.601 limited range: OpenCV's
+    RGB->I420; the others: swscale's)."""
+    i420 = rgb_to_i420(np.full((2, 2, 3), color, np.uint8), encoding)
     return int(i420[0, 0]), int(i420[2, 0]), int(i420[2, 1])
 
 
-def _yuv_canvas(i420: np.ndarray, width: int, height: int) -> list[_Plane]:
+def _yuv_canvas(i420: np.ndarray, width: int, height: int, encoding: YuvEncoding) -> list[_Plane]:
     chroma = i420[height:].reshape(2, height // 2, width // 2)  # views: drawing on them draws on i420
-    return [_Plane(i420[:height], lambda c: _yuv_of(_rgb_value(c))[0], 0),
-            _Plane(chroma[0], lambda c: _yuv_of(_rgb_value(c))[1], 1),
-            _Plane(chroma[1], lambda c: _yuv_of(_rgb_value(c))[2], 1)]
+    return [_Plane(i420[:height], lambda c: _yuv_of(_rgb_value(c), encoding)[0], 0),
+            _Plane(chroma[0], lambda c: _yuv_of(_rgb_value(c), encoding)[1], 1),
+            _Plane(chroma[1], lambda c: _yuv_of(_rgb_value(c), encoding)[2], 1)]
 
 
 def draw(image: np.ndarray, data: RenderData) -> None:
     """Draw `data` (relative coordinates) on `image` (HxWx3 RGB uint8) in place."""
     _draw([_Plane(image, _rgb_value, 0)], image.shape[1], image.shape[0], data)
+
+
+def draw_on_planes(i420: np.ndarray, data: RenderData, encoding: YuvEncoding = BT601) -> None:
+    """Draw `data` on an I420 buffer (H * 3 / 2, W) in `encoding` in place, as the overlay draws on a frame's planes."""
+    height, width = i420.shape[0] * 2 // 3, i420.shape[1]
+    _draw(_yuv_canvas(i420, width, height, encoding), width, height, data)
 
 
 def _draw(canvas: list[_Plane], w: int, h: int, data: RenderData) -> None:
