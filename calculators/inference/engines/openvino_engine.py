@@ -76,7 +76,7 @@ class OpenVinoEngine(Engine):
     precisions = ("f32", "f16", "bf16")
 
     def devices(self) -> list[str]:
-        import openvino as ov
+        ov = _openvino()
 
         return [d.lower() for d in ov.Core().available_devices]
 
@@ -94,7 +94,7 @@ class OpenVinoEngine(Engine):
 
     def load(self, model_path: Path, options: EngineOptions) -> Session:
         own: OpenVinoEngine.Options = self.checked(options)
-        import openvino as ov
+        ov = _openvino()
 
         core = ov.Core()
         device = _ov_name(options.device.kind, options.device.index)
@@ -123,6 +123,28 @@ class OpenVinoEngine(Engine):
                 log.debug("openvino: model cache %s not used for %s: %s", cache, model_path, exc)
         compiled = core.compile_model(core.read_model(str(model_path)), device, config)
         return _OvSession(compiled, Path(model_path))
+
+
+def _openvino():
+    """`import openvino` with its usage telemetry off. Unless the user opted out, importing OpenVINO sends an event
+    to Google Analytics from a forked process (openvino_telemetry, opt-out by default), and framegraph makes no
+    network calls at run time: with `openvino_telemetry` unimportable while OpenVINO loads, it takes its own stub.
+    (If the process imported OpenVINO before us, that already happened.)"""
+    import sys
+
+    if "openvino" in sys.modules:
+        import openvino
+
+        return openvino
+    blocked = "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # `import openvino_telemetry` raises ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and "openvino_telemetry" in sys.modules and sys.modules["openvino_telemetry"] is None:
+            del sys.modules["openvino_telemetry"]  # others may import it later; OpenVINO keeps its stub
+    return openvino
 
 
 def _cache_dir() -> Path | None:

@@ -147,3 +147,24 @@ def test_third_party_engine_from_an_entry_point(tmp_path):
         print(type(get_engine("ort_plugin")).__module__, out["TENSORS"][0].payload.names)
     """, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
     assert out.strip().splitlines()[-1] == "framegraph_ort_plugin ('regressors', 'classificators')"
+
+
+@pytest.mark.openvino
+@pytest.mark.skipif(not _installed("openvino"), reason="openvino not installed")
+def test_openvino_is_loaded_with_its_usage_telemetry_off(tmp_path):
+    # Importing OpenVINO sends an event to Google Analytics from a forked process unless the user opted out (no
+    # consent file in a fresh home counts as yes). framegraph makes no network calls at run time: the engine
+    # imports it with its telemetry stubbed out, and nothing is written to the home folder either.
+    out = _run("""
+        import json, multiprocessing, sys
+        from pathlib import Path
+        from calculators.inference.engines import get_engine
+        from pipelines.engines import EngineOptions
+        session = get_engine("openvino").load(Path("assets/models/face_detection_short_range.onnx"), EngineOptions())
+        print(json.dumps({"telemetry": sorted(m for m in sys.modules if m.startswith("openvino_telemetry")),
+                          "ovc": sys.modules["openvino.tools.ovc.telemetry_utils"].tm.__name__,
+                          "children": len(multiprocessing.active_children())}))
+    """, HOME=str(tmp_path), CI="", TF_BUILD="", JENKINS_URL="")
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"telemetry": [], "ovc": "openvino.tools.ovc.telemetry_stub", "children": 0}
+    assert not (tmp_path / "intel").exists()
