@@ -9,6 +9,7 @@ import numpy as np
 
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Detections, Frame, Tracks
+from pipelines.yuv import BT601, YuvEncoding, rgb_to_i420
 
 MODES = ("blur", "pixelate", "fill")
 SHAPES = ("ellipse", "rect")
@@ -35,8 +36,9 @@ class AnonymizeRegionsCalculator(Calculator):
     shrunk so the kernel stays small (cost does not grow with the face's size); `pixelate` averages blocks of
     strength x (shorter side) / 5 pixels; `fill` paints `color`. Only each box's region of interest is
     touched; boxes partly outside the frame are cut at its edge. The input frame is never modified (it is
-    shared with other branches): the output is a copy with the same index, source and fps. A frame with no
-    box is passed on as a new Frame over the same, unmodified, pixels.
+    shared with other branches): the output is a copy with the same index, source and fps. A frame holding the
+    decoder's planes is hidden on a copy of its planes (Y, then U and V at half size; `anonymize_planes`) and
+    stays planes, so the writer encodes it with no conversion. A frame with no box is passed on as it is.
 
     Ports:
         IMAGE (Frame), TRACKS (Tracks, optional), DETECTIONS (Detections, optional) -> IMAGE (Frame)
@@ -88,8 +90,15 @@ class AnonymizeRegionsCalculator(Calculator):
         o = self.options
         boxes = regions(frame.width, frame.height, ctx.get(self.TRACKS), ctx.get(self.DETECTIONS), o.max_lost,
                         o.lost_padding)
-        image = anonymize(frame.image, boxes, o.mode, o.shape, o.padding, o.strength, o.color)
-        ctx.send(self.OUT, dataclasses.replace(frame, image=image))
+        if len(boxes) == 0:
+            ctx.send(self.OUT, frame)  # nothing to hide: the frame itself, planes and all (copy on write)
+        elif frame.yuv420p is not None:
+            i420 = anonymize_planes(frame.yuv420p, boxes, frame.yuv420p_encoding, o.mode, o.shape, o.padding,
+                                    o.strength, o.color)
+            ctx.send(self.OUT, frame.with_planes(i420))
+        else:
+            image = anonymize(frame.image, boxes, o.mode, o.shape, o.padding, o.strength, o.color)
+            ctx.send(self.OUT, dataclasses.replace(frame, image=image))
 
 
 def regions(width: int, height: int, tracks: Tracks | None, detections: Detections | None,
@@ -140,7 +149,37 @@ def anonymize(image: np.ndarray, boxes: np.ndarray, mode: str = "blur", shape: s
     if len(boxes) == 0:
         return image
     out = image.copy()
-    h, w = image.shape[:2]
+    _hide(out, boxes, mode, shape, padding, strength, color)
+    return out
+
+
+def anonymize_planes(i420: np.ndarray, boxes: np.ndarray, encoding: YuvEncoding = BT601, mode: str = "blur",
+                     shape: str = "ellipse", padding: float = 0.2, strength: float = 1.0,
+                     color=(0, 0, 0)) -> np.ndarray:
+    """`anonymize` on an I420 buffer (H * 3 / 2, W) in `encoding`: a copy with every box hidden in Y, and in U and
+    V at half size. Blurring and pixelating average pixels, which commutes with the (affine) YUV<->RGB map, so
+    this is what converting, hiding in RGB and converting back gives, within rounding and the chroma's half
+    resolution (tests/calculators/privacy pin the difference); `fill` paints `color`'s Y, U and V."""
+    if len(boxes) == 0:
+        return i420
+    out = i420.copy()
+    height, width = i420.shape[0] * 2 // 3, i420.shape[1]
+    chroma = out[height:].reshape(2, height // 2, width // 2)  # views: hiding in them hides in `out`
+    yuv = rgb_to_i420(np.full((2, 2, 3), color, np.uint8), encoding)
+    fills = (int(yuv[0, 0]), int(yuv[2, 0]), int(yuv[2, 1]))  # the fill colour's Y, U, V
+    for plane, scale, fill in zip((out[:height], chroma[0], chroma[1]), (1, 2, 2), fills):
+        _hide(plane, boxes, mode, shape, padding, strength, fill, scale=scale, snap=True)
+    return out
+
+
+def _hide(out: np.ndarray, boxes: np.ndarray, mode: str, shape: str, padding: float, strength: float,
+          color, scale: int = 1, snap: bool = False) -> None:
+    """Hide every box (xyxy pixels) of `out` (HxWx3, or one HxW plane with a scalar `color`) in place.
+
+    `scale` 2: `out` is a chroma plane at half the boxes' resolution. `snap` (every plane of an I420 frame) grows
+    each region to even pixels, so that the chroma's region is exactly half the luma's and both get the same
+    pixelation cells and blur grid."""
+    h, w = out.shape[0] * scale, out.shape[1] * scale  # in the boxes' pixels
     for x1, y1, x2, y2 in np.asarray(boxes, np.float64):
         bw, bh = x2 - x1, y2 - y1
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -150,23 +189,26 @@ def anonymize(image: np.ndarray, boxes: np.ndarray, mode: str = "blur", shape: s
             ax, ay = max(ax, bw / 2 * math.sqrt(2)), max(ay, bh / 2 * math.sqrt(2))
         rx1, ry1 = max(0, math.floor(cx - ax)), max(0, math.floor(cy - ay))
         rx2, ry2 = min(w, math.ceil(cx + ax)), min(h, math.ceil(cy + ay))
+        if snap:
+            rx1, ry1, rx2, ry2 = rx1 - rx1 % 2, ry1 - ry1 % 2, min(w, rx2 + rx2 % 2), min(h, ry2 + ry2 % 2)
         if rx2 <= rx1 or ry2 <= ry1:
             continue  # wholly outside the frame
-        roi = out[ry1:ry2, rx1:rx2]
+        roi = out[ry1 // scale:ry2 // scale, rx1 // scale:rx2 // scale]
         side = min(bw, bh)
         if mode == "blur":
-            hidden = _blur(roi, strength * side / 4)
+            hidden = _blur(roi, strength * side / 4 / scale)
         elif mode == "pixelate":
-            hidden = _pixelate(roi, max(2.0, strength * side / 5))
+            block = max(2.0, strength * side / 5)
+            hidden = _pixelate(roi, (max(1, round((rx2 - rx1) / block)), max(1, round((ry2 - ry1) / block))))
         else:
             hidden = np.empty_like(roi)
             hidden[:] = color
         if shape == "rect":
             roi[:] = hidden
         else:
-            # OpenCV puts pixel centres at integers; box coordinates put them at +0.5.
-            _paste_ellipse(roi, hidden, (cx - rx1 - 0.5, cy - ry1 - 0.5), (ax, ay))
-    return out
+            # OpenCV puts pixel centres at integers; box coordinates put them at +0.5 (of a plane pixel).
+            _paste_ellipse(roi, hidden, ((cx - rx1) / scale - 0.5, (cy - ry1) / scale - 0.5),
+                           (ax / scale, ay / scale))
 
 
 def _blur(roi: np.ndarray, sigma: float) -> np.ndarray:
@@ -182,11 +224,12 @@ def _blur(roi: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else small
 
 
-def _pixelate(roi: np.ndarray, block: float) -> np.ndarray:
+def _pixelate(roi: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
+    """`roi` averaged over a grid of `cells` (columns, rows) of blocks."""
     import cv2
 
     h, w = roi.shape[:2]
-    small = cv2.resize(roi, (max(1, round(w / block)), max(1, round(h / block))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(roi, cells, interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
