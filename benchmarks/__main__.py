@@ -6,8 +6,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["overhead.py", "parallel_nodes.py", "process_executor.py", "face_pipeline.py", "pipeline_limit.py",
-              "frame_conversions.py", "overlay_mesh.py", "encoders.py", "decode_threads.py", "detect_interval.py", "tracking.py", "engines.py", "batch.py",
-              "solutions.py", "solution_models.py", "streams.py"]
+              "colour_encodings.py", "frame_conversions.py", "overlay_mesh.py", "encoders.py", "decode_threads.py",
+              "detect_interval.py", "tracking.py", "engines.py", "batch.py", "solutions.py", "solution_models.py",
+              "streams.py"]
 
 
 def _skip_reason(name: str) -> str | None:

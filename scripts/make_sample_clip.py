@@ -137,9 +137,14 @@ def frame_count(seconds: float, fps: int) -> int:
     return max(1, int(round(seconds * fps)))
 
 
+# Colour encodings a clip can be written in: (AVColorSpace = primaries = transfer, swscale's name). BT.709 is what
+# HD cameras and phones write; BT.601 what swscale's plain RGB->YUV gives (the committed clip).
+ENCODINGS = {"bt601": (6, "ITU601"), "bt709": (1, "ITU709")}
+
+
 def encode(path: Path, size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_FPS,
-           crf: int = 23) -> int:
-    """Write the clip to ``path`` (H.264/yuv420p MP4); returns the frame count."""
+           crf: int = 23, encoding: str = "bt601") -> int:
+    """Write the clip to ``path`` (H.264/yuv420p MP4, limited range, in ``encoding``); returns the frame count."""
     import av
 
     out_w, out_h = size
@@ -155,18 +160,18 @@ def encode(path: Path, size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_F
         stream.time_base = Fraction(1, fps)
         cc = stream.codec_context
         cc.thread_count = 1  # byte-for-byte reproducible
-        # BT.601 limited range: what swscale's RGB->YUV conversion produces
-        cc.color_range = 1
-        cc.colorspace = 6
-        cc.color_primaries = 6
-        cc.color_trc = 6
+        tag, sws_name = ENCODINGS[encoding]
+        cc.color_range = 1  # limited range, as swscale's RGB->YUV gives it
+        cc.colorspace = cc.color_primaries = cc.color_trc = tag
         cc.options = {
             "preset": "medium",
             "crf": str(crf),
             "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0",
         }
         for i, rgb in enumerate(frames(size, seconds, fps)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=sws_name, dst_color_range=1)
+            frame.colorspace, frame.color_range = tag, 1
             frame.pts = i
             frame.time_base = Fraction(1, fps)
             for packet in stream.encode(frame):
@@ -183,12 +188,13 @@ def cache_dir() -> Path:
     return Path(base) / "framegraph" / "media"
 
 
-def cache_path(size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_FPS) -> Path:
-    return cache_dir() / f"astronaut_pan_{size[0]}x{size[1]}_{fps}fps_{seconds:g}s.mp4"
+def cache_path(size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_FPS, encoding: str = "bt601") -> Path:
+    suffix = "" if encoding == "bt601" else f"_{encoding}"
+    return cache_dir() / f"astronaut_pan_{size[0]}x{size[1]}_{fps}fps_{seconds:g}s{suffix}.mp4"
 
 
 def ensure_clip(size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_FPS,
-                out: Path | None = None) -> Path:
+                out: Path | None = None, encoding: str = "bt601") -> Path:
     """Path to the clip with these settings, generating it first if missing.
 
     The default settings return the committed ``assets/media/astronaut_pan.mp4``;
@@ -196,11 +202,11 @@ def ensure_clip(size=DEFAULT_SIZE, seconds=DEFAULT_SECONDS, fps=DEFAULT_FPS,
     """
     size = tuple(size)
     if out is None:
-        is_default = (size, seconds, fps) == (DEFAULT_SIZE, DEFAULT_SECONDS, DEFAULT_FPS)
-        out = DEFAULT_OUT if is_default else cache_path(size, seconds, fps)
+        is_default = (size, seconds, fps, encoding) == (DEFAULT_SIZE, DEFAULT_SECONDS, DEFAULT_FPS, "bt601")
+        out = DEFAULT_OUT if is_default else cache_path(size, seconds, fps, encoding)
     out = Path(out)
     if not out.is_file():
-        encode(out, size, seconds, fps)
+        encode(out, size, seconds, fps, encoding=encoding)
     return out
 
 
@@ -220,14 +226,17 @@ def main(argv=None) -> int:
                    help=f"duration (default {DEFAULT_SECONDS})")
     p.add_argument("--fps", type=int, default=DEFAULT_FPS)
     p.add_argument("--crf", type=int, default=23, help="x264 CRF (default 23)")
+    p.add_argument("--encoding", choices=sorted(ENCODINGS), default="bt601",
+                   help="colour matrix the pictures are written and tagged in (default bt601; HD cameras write bt709)")
     p.add_argument("--out", type=Path, default=None,
                    help="output path (default: assets/media/astronaut_pan.mp4 for the "
                         "default settings, else a file in the cache dir)")
     args = p.parse_args(argv)
 
-    is_default = (args.size, args.seconds, args.fps) == (DEFAULT_SIZE, DEFAULT_SECONDS, DEFAULT_FPS)
-    out = args.out or (DEFAULT_OUT if is_default else cache_path(args.size, args.seconds, args.fps))
-    n = encode(out, args.size, args.seconds, args.fps, args.crf)
+    is_default = (args.size, args.seconds, args.fps, args.encoding) == (DEFAULT_SIZE, DEFAULT_SECONDS, DEFAULT_FPS,
+                                                                        "bt601")
+    out = args.out or (DEFAULT_OUT if is_default else cache_path(args.size, args.seconds, args.fps, args.encoding))
+    n = encode(out, args.size, args.seconds, args.fps, args.crf, args.encoding)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     print(f"{out}: {args.size[0]}x{args.size[1]}, {args.fps} fps, {n} frames, "
           f"{out.stat().st_size} bytes, sha256 {digest}")
