@@ -40,6 +40,30 @@ def import_ray() -> None:
         pass
 
 
+CLIENT_ATTEMPTS = 3  # Ray Client connections tried before giving up
+
+
+def init_ray(ray, address: str | None, attempts: int = CLIENT_ATTEMPTS, **kwargs) -> None:
+    """`ray.init(address, **kwargs)`; a Ray Client address (ray://) is tried up to `attempts` times. Its proxy
+    starts a server process for each driver, and on a busy 2-core machine that start now and then fails
+    ("Starting Ray client server failed", ConnectionAbortedError); the next one started works."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except ConnectionError as exc:  # ConnectionAbortedError among them
+            if not str(address or "").startswith("ray://") or attempt == attempts:
+                raise
+            why = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            log.warning("--ray: connecting to %s failed (%s); trying again (%d of %d)", address, why[-1].strip(),
+                        attempt + 1, attempts)
+            try:
+                ray.shutdown()  # whatever half of the client connection was set up
+            except Exception:  # noqa: BLE001 - nothing to shut down is fine
+                pass
+            time.sleep(0.5 * attempt)
+
+
 class RayPool:
     """The driver's backend for ``--ray``: at most `jobs` tasks in flight (default: the cluster's CPUs over the
     CPUs one file asks for)."""
@@ -52,7 +76,7 @@ class RayPool:
             # Ray starts its workers at nice 15, below its own agents and this driver; on a cluster of its own the
             # batch is the work, and at 15 it lost ~15% to them on 2 cores (docs/benchmarks.md). A cluster that
             # `ray start` made keeps its own setting (RAY_worker_niceness there).
-            ray.init(address=None if local else address, logging_level="warning", log_to_driver=False,
+            init_ray(ray, address=None if local else address, logging_level="warning", log_to_driver=False,
                      configure_logging=False, **({"_system_config": {"worker_niceness": 0}} if local else {}))
         self.address = address
         self.spec = spec
