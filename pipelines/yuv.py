@@ -12,6 +12,7 @@ decoder, so PyAV is there.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,3 +101,11 @@ def rgb_to_i420(rgb: np.ndarray, encoding: YuvEncoding = BT601) -> np.ndarray:
     picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     return picture.reformat(format="yuv420p", dst_colorspace=_SWS_NAME[encoding.matrix],
                             dst_color_range=encoding.av_color_range).to_ndarray()
+
+
+@functools.lru_cache(maxsize=256)
+def yuv_of(color: tuple[int, int, int], encoding: YuvEncoding = BT601) -> tuple[int, int, int]:
+    """Y, U, V of one RGB colour in `encoding`, as `rgb_to_i420` converts it: what a node painting that colour on a
+    frame's planes writes into each plane."""
+    i420 = rgb_to_i420(np.full((2, 2, 3), color, np.uint8), encoding)
+    return int(i420[0, 0]), int(i420[2, 0]), int(i420[2, 1])

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Detections, Frame, Tracks
-from pipelines.yuv import BT601, YuvEncoding, rgb_to_i420
+from pipelines.yuv import BT601, YuvEncoding, yuv_of
 
 MODES = ("blur", "pixelate", "fill")
 SHAPES = ("ellipse", "rect")
@@ -165,8 +165,7 @@ def anonymize_planes(i420: np.ndarray, boxes: np.ndarray, encoding: YuvEncoding 
     out = i420.copy()
     height, width = i420.shape[0] * 2 // 3, i420.shape[1]
     chroma = out[height:].reshape(2, height // 2, width // 2)  # views: hiding in them hides in `out`
-    yuv = rgb_to_i420(np.full((2, 2, 3), color, np.uint8), encoding)
-    fills = (int(yuv[0, 0]), int(yuv[2, 0]), int(yuv[2, 1]))  # the fill colour's Y, U, V
+    fills = yuv_of(tuple(int(c) for c in color), encoding)  # the fill colour's Y, U, V
     for plane, scale, fill in zip((out[:height], chroma[0], chroma[1]), (1, 2, 2), fills):
         _hide(plane, boxes, mode, shape, padding, strength, fill, scale=scale, snap=True)
     return out

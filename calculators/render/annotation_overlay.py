@@ -1,5 +1,4 @@
 import dataclasses
-import functools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -9,7 +8,7 @@ import numpy as np
 
 from pipelines import Calculator, Input, Output, register_calculator
 from pipelines.types import Frame, RenderData
-from pipelines.yuv import BT601, YuvEncoding, rgb_to_i420
+from pipelines.yuv import BT601, YuvEncoding, yuv_of
 
 _SHIFT = 4  # OpenCV fixed-point bits: boxes and points are drawn with 1/16-pixel precision
 _TEXT_BG = (24, 24, 24)
@@ -109,19 +108,11 @@ def _rgb_value(color) -> tuple[int, int, int]:
     return tuple(int(c) for c in color)
 
 
-@functools.lru_cache(maxsize=256)
-def _yuv_of(color: tuple[int, int, int], encoding: YuvEncoding) -> tuple[int, int, int]:
-    """Y, U, V of an RGB colour in `encoding`, as the writer would convert it (BT.601 limited range: OpenCV's
-    RGB->I420; the others: swscale's)."""
-    i420 = rgb_to_i420(np.full((2, 2, 3), color, np.uint8), encoding)
-    return int(i420[0, 0]), int(i420[2, 0]), int(i420[2, 1])
-
-
 def _yuv_canvas(i420: np.ndarray, width: int, height: int, encoding: YuvEncoding) -> list[_Plane]:
     chroma = i420[height:].reshape(2, height // 2, width // 2)  # views: drawing on them draws on i420
-    return [_Plane(i420[:height], lambda c: _yuv_of(_rgb_value(c), encoding)[0], 0),
-            _Plane(chroma[0], lambda c: _yuv_of(_rgb_value(c), encoding)[1], 1),
-            _Plane(chroma[1], lambda c: _yuv_of(_rgb_value(c), encoding)[2], 1)]
+    return [_Plane(i420[:height], lambda c: yuv_of(_rgb_value(c), encoding)[0], 0),
+            _Plane(chroma[0], lambda c: yuv_of(_rgb_value(c), encoding)[1], 1),
+            _Plane(chroma[1], lambda c: yuv_of(_rgb_value(c), encoding)[2], 1)]
 
 
 def draw(image: np.ndarray, data: RenderData) -> None:
