@@ -3,6 +3,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# No test process sends OpenVINO's usage telemetry (importing OpenVINO would, from a forked child that then hangs
+# pytest's exit): the engine stubs it out itself; this covers anything that imports OpenVINO directly.
+sys.modules.setdefault("openvino_telemetry", None)
 # Engines that convert models at first use cache the result; tests use a cache of their own.
 os.environ.setdefault("FRAMEGRAPH_CACHE", tempfile.mkdtemp(prefix="framegraph-test-cache-"))
 

@@ -304,7 +304,8 @@ def test_a_tensor_of_the_wrong_size_at_run_time_names_node_model_and_shapes(_, t
 
 @pytest.mark.openvino
 def test_openvino_runs_in_f32_unless_asked_otherwise(tensors, caplog):
-    pytest.importorskip("openvino")
+    if importlib.util.find_spec("openvino") is None:  # the engine imports it, with its telemetry off
+        pytest.skip("openvino is not installed")
     caplog.set_level(logging.INFO)
     run_tensors(inference(f"{{model: {MODELS['short_range'][1]}, engine: openvino, threads: 1}}"),
                 tensors["short_range"][:1])
