@@ -304,19 +304,17 @@ class VideoSourceCalculator(Calculator):
         reader = self._reader
         deadline = time.monotonic() + 0.5  # hand the thread back now and then; the runner calls again
         while not ctx.stopping:
-            if self._network is not None and self._network.status != self._status:
-                self._status = self._network.status
-                ctx.set_status(self._status)
+            self._publish_status(ctx)
             item = reader.take(timeout=0.05)
             if item is not None:
                 self._last_frame_at = time.monotonic()
                 image, ts, index = item
                 return self._emit(ctx, image(), ts, index)
             if reader.error is not None:
-                if self._network is not None:
-                    ctx.set_status(self._network.status)  # "failed: ...", for the stats after the run
+                self._publish_status(ctx)  # "failed: ...", for the stats after the run
                 raise reader.error
             if reader.ended:
+                self._publish_status(ctx)  # "ended" may have come since the check above
                 return Stop
             idle = time.monotonic() - self._last_frame_at
             if idle > self._stall_s:
@@ -325,6 +323,11 @@ class VideoSourceCalculator(Calculator):
             if time.monotonic() > deadline:
                 return None
         return Stop
+
+    def _publish_status(self, ctx) -> None:
+        if self._network is not None and self._network.status != self._status:
+            self._status = self._network.status
+            ctx.set_status(self._status)
 
     def _emit(self, ctx, image, ts: int, index: int, source: str | None = None, planes=None):
         if ts <= self._last_ts:

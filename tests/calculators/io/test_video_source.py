@@ -276,3 +276,22 @@ assert not ok and "OpenCV is not installed" in why, why
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_http_stream_end_shows_in_the_stats_even_when_it_comes_late(http_clip, source_yaml, monkeypatch):
+    """The capture thread says "ended" and stops in one breath; the graph thread must still publish that status
+    when it sees the reader end, not only at the top of its next wait (a race seen in CI on a busy machine)."""
+    from calculators.io import network_stream
+
+    def late_end(self, halted, _next=network_stream.NetworkStream._next_frame):
+        item = _next(self, halted)
+        if item is None:
+            time.sleep(0.3)  # the graph thread polls meanwhile and sees "streaming" every time
+        return item
+
+    monkeypatch.setattr(network_stream.NetworkStream, "_next_frame", late_end)
+    handle = Graph.from_string(source_yaml(http_clip)).start(outputs=["video"])
+    packets = list(handle.outputs("video"))
+    assert handle.wait(10) and len(packets) >= 60
+    assert handle.stats.row("video_source").status == "ended"
