@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args)
+    restore_logging = _setup_logging(args)
     try:
         return _main(args)
     except KeyboardInterrupt:
@@ -116,17 +116,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return code
+    finally:
+        restore_logging()
 
 
-def _setup_logging(args) -> None:
+def _setup_logging(args):
+    """Our lines on stderr in our format; returns what puts the logger back, so that `main()` called from a
+    program (or a test) leaves that program's logging as it found it."""
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s: %(message)s" if args.debug
                                            else "[framegraph] %(message)s"))
     root = logging.getLogger("framegraph")
+    before = root.handlers[:], root.level, root.propagate
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:], root.propagate = before[0], before[2]
+        root.setLevel(before[1])
+
+    return restore
 
 
 def _describe(exc: BaseException) -> str:

@@ -153,3 +153,18 @@ def test_list_calculators_and_engines():
     assert calcs.returncode == 0 and "FlowLimiterCalculator" in calcs.stdout and "CountingSource" in calcs.stdout
     engines = run_graph("--list-engines")
     assert engines.returncode == 0 and "onnxruntime" in engines.stdout
+
+
+def test_main_called_from_a_program_leaves_its_logging_as_it_found_it(tmp_path, capsys, caplog):
+    import logging
+
+    from pipelines.cli import main
+
+    logger = logging.getLogger("framegraph")
+    before = logger.handlers[:], logger.level, logger.propagate
+    assert main([str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: graph file not found" in capsys.readouterr().err
+    assert (logger.handlers[:], logger.level, logger.propagate) == before
+    with caplog.at_level(logging.WARNING):  # what the program logs under framegraph still reaches its handlers
+        logging.getLogger("framegraph.graph").warning("after main")
+    assert [r.getMessage() for r in caplog.records] == ["after main"]
