@@ -1,13 +1,15 @@
 """Sinks that cannot write their file say which file and why (OutputWriteError), and keep what was written usable.
 
 /dev/full fails every write with ENOSPC, like a full disk; a subprocess with RLIMIT_FSIZE fails part way through
-(EFBIG), like a disk that fills up during the run.
+(EFBIG), like a disk that fills up during the run. A read-only folder is refused before the run; a read-only file
+in the way fails at open and stays as it was (as root, in a process without CAP_DAC_OVERRIDE).
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,22 +78,76 @@ def test_video_writer_on_a_full_disk(caplog, frames):
     assert "also failed in close()" not in caplog.text
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
-                    reason="root writes into read-only folders; needs a POSIX non-root user")
-@pytest.mark.parametrize("sink", ["jsonl", "video"])
-def test_a_read_only_folder(tmp_path, sink):
+# Root writes into read-only folders anyway (CAP_DAC_OVERRIDE): as root the sink runs in a process without it.
+READ_ONLY_SCRIPT = """
+import sys
+sys.path.insert(0, "tests")
+from test_sink_write_errors import frame, jsonl_runner, video_runner  # noqa: E402
+from pipelines import CalculatorError, GraphValidationError  # noqa: E402
+
+sink, path = sys.argv[1], sys.argv[2]
+try:
+    if sink == "jsonl":
+        jsonl_runner(path).run({"DETECTIONS": [], "IMAGE": [(0, frame(0))]})
+    else:
+        video_runner(path).run({"IMAGE": [frame(0)]})
+except GraphValidationError as exc:
+    print(*exc.issues, sep="\\n")
+except CalculatorError as exc:
+    print(type(exc.original).__name__, exc.original)
+"""
+SINKS = {"jsonl": ("d.jsonl", 'node "detections_jsonl" (DetectionsJsonlCalculator)'),
+         "video": ("v.mp4", 'node "video_writer" (VideoWriterCalculator)')}
+
+
+def without_root_override() -> list[str]:
+    """The command prefix that runs a process unable to write where its permissions say it cannot."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("as root this needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+    if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("as root this needs CAP_SETPCAP to drop CAP_DAC_OVERRIDE (a container without it)")
+    return prefix
+
+
+def run_read_only(sink: str, path: Path) -> str:
+    if sink == "video":
+        pytest.importorskip("av", reason="the video writer needs PyAV (pip install 'framegraph[video]')")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "calculators" / "io"), str(REPO)])}
+    proc = subprocess.run([*without_root_override(), sys.executable, "-c", textwrap.dedent(READ_ONLY_SCRIPT), sink,
+                           str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_read_only_folder_is_refused_before_the_run(tmp_path, sink):
+    name, node = SINKS[sink]
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(CalculatorError) as info:
-            if sink == "jsonl":
-                jsonl_runner(folder / "d.jsonl").run({"DETECTIONS": [], "IMAGE": [(0, frame(0))]})
-            else:
-                video_runner(folder / "v.mp4").run({"IMAGE": [frame(0)]})
+        said = run_read_only(sink, folder / name)
     finally:
         folder.chmod(0o700)
-    assert_write_error(info, folder / ("d.jsonl" if sink == "jsonl" else "v.mp4"), "permission denied")
+    assert said.endswith(f"{node}: option 'path': cannot create {folder / name}: folder {folder} is not writable"), said
+    assert not (folder / name).exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_read_only_file_in_the_way(tmp_path, sink):
+    name, _ = SINKS[sink]
+    path = tmp_path / name
+    path.write_bytes(b"keep me")
+    path.chmod(0o400)
+    said = run_read_only(sink, path)
+    assert said == f"OutputWriteError cannot write {path}: permission denied", said
+    assert path.read_bytes() == b"keep me"
 
 
 # A disk that fills up part way: writes past `limit` bytes fail with EFBIG ("file too large").
