@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("framegraph")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         restore_logging()
 
 
-def _setup_logging(args):
+def _setup_logging(args) -> Callable[[], None]:
     """Our lines on stderr in our format; returns what puts the logger back, so that `main()` called from a
     program (or a test) leaves that program's logging as it found it."""
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
